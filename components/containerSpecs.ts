@@ -1,0 +1,192 @@
+/**
+ * The one definition of a toolbox's resident containers (DTMA and backend) and their networks.
+ *
+ * Pure: no Pulumi, no Docker. `AccountToolbox` maps it onto `docker.Container`/`docker.Network`
+ * and the local end-to-end harness maps it onto dockerode, so what CI runs on a real daemon is
+ * what Pulumi declares. Secret values are generic (`S`): Pulumi passes `Output<string>`, the
+ * harness passes plain strings.
+ */
+
+/** The DTMA's port inside the private control network. Never published on the host. */
+export const DTMA_PORT = 30000;
+/** The backend (toolbox gateway) port, published on the host behind the cloud firewall. */
+export const BACKEND_PORT = 3000;
+/** Subnets fixed on droplets so the host firewall (cloud-init) can name them. */
+export const CONTROL_SUBNET = "172.30.0.0/24";
+export const TOOLS_SUBNET = "172.31.0.0/16";
+/** The DTMA's DNS name on the control network; the backend reaches it as `http://dtma:30000`. */
+export const DTMA_ALIAS = "dtma";
+export const DOCKER_SOCKET = "/var/run/docker.sock";
+
+export const LABEL_ROLE = "agentopia.role";
+export const LABEL_ACCOUNT = "agentopia.account";
+export const LABEL_MANAGED_BY = "agentopia.managed-by";
+
+export type ContainerRole = "dtma" | "backend";
+
+export interface NetworkSpec {
+  /** Key the component uses to name the Pulumi resource (`${name}-net-<key>`). */
+  key: "control" | "tools";
+  name: string;
+  /** Undefined: let Docker choose (several toolboxes on one local daemon). */
+  subnet?: string;
+  labels: Record<string, string>;
+}
+
+export interface ContainerSpec<S> {
+  role: ContainerRole;
+  name: string;
+  image: string;
+  /** Plain settings; never secret. */
+  env: Record<string, string>;
+  /** Secret settings: reach the container only through the Docker API. */
+  secretEnv: Record<string, S>;
+  ports: { internal: number; external: number; ip: string }[];
+  mounts: { hostPath: string; containerPath: string; readOnly: boolean }[];
+  networks: { name: string; aliases: string[] }[];
+  healthcheck: {
+    test: string[];
+    interval: string;
+    timeout: string;
+    startPeriod: string;
+    retries: number;
+  };
+  memoryMb: number;
+  restart: "unless-stopped";
+  init: true;
+  readOnlyRootfs: boolean;
+  tmpfs: Record<string, string>;
+  capDrop: string[];
+  securityOpts: string[];
+  logOpts: { "max-size": string; "max-file": string };
+  labels: Record<string, string>;
+}
+
+export interface ToolboxContainersInput<S> {
+  accountId: string;
+  dtmaImage: string;
+  backendImage: string;
+  agentopiaApiBaseUrl: string;
+  tokens: {
+    dtma: S;
+    /** The DTMA token of the previous generation, accepted during a rotation. */
+    dtmaPrevious: S;
+    backendApi: S;
+    agentGateway: S;
+  };
+  /** Address the backend port is published on: all interfaces on a droplet, loopback locally. */
+  publishAddress: string;
+  /** Host port for the backend. */
+  publishPort: number;
+  /** Fixed subnets on droplets (the host firewall names them); Docker's choice locally. */
+  fixedSubnets: boolean;
+  dtmaMemoryMb: number;
+  backendMemoryMb: number;
+  /** Caps the DTMA enforces on every tool container. */
+  toolCaps: { memoryMb: number; cpus: number; pids: number };
+}
+
+export interface ToolboxContainers<S> {
+  networks: NetworkSpec[];
+  dtma: ContainerSpec<S>;
+  backend: ContainerSpec<S>;
+}
+
+const LOG_OPTS = { "max-size": "10m", "max-file": "3" } as const;
+
+/** A health check that needs nothing but the Node runtime both images already have. */
+function httpHealthcheck(port: number): ContainerSpec<never>["healthcheck"] {
+  const probe =
+    `fetch('http://127.0.0.1:${port}/health')` +
+    ".then(r=>process.exit(r.ok?0:1),()=>process.exit(1))";
+  return {
+    test: ["CMD", "node", "-e", probe],
+    interval: "15s",
+    timeout: "5s",
+    startPeriod: "20s",
+    retries: 3,
+  };
+}
+
+export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxContainers<S> {
+  const prefix = `tbx-${input.accountId}`;
+  const common = {
+    [LABEL_ACCOUNT]: input.accountId,
+    [LABEL_MANAGED_BY]: "pulumi",
+  };
+  const control: NetworkSpec = {
+    key: "control",
+    name: `${prefix}-control`,
+    subnet: input.fixedSubnets ? CONTROL_SUBNET : undefined,
+    labels: common,
+  };
+  const tools: NetworkSpec = {
+    key: "tools",
+    name: `${prefix}-tools`,
+    subnet: input.fixedSubnets ? TOOLS_SUBNET : undefined,
+    labels: common,
+  };
+  const hardening = {
+    restart: "unless-stopped" as const,
+    init: true as const,
+    readOnlyRootfs: true,
+    tmpfs: { "/tmp": "rw,noexec,nosuid,size=16m" },
+    capDrop: ["ALL"],
+    securityOpts: ["no-new-privileges:true"],
+    logOpts: { ...LOG_OPTS },
+  };
+
+  const dtma: ContainerSpec<S> = {
+    role: "dtma",
+    name: `${prefix}-dtma`,
+    image: input.dtmaImage,
+    env: {
+      PORT: String(DTMA_PORT),
+      AGENTOPIA_API_BASE_URL: input.agentopiaApiBaseUrl,
+      DTMA_TOOL_NETWORK: tools.name,
+      DTMA_MAX_TOOL_MEMORY_MB: String(input.toolCaps.memoryMb),
+      DTMA_MAX_TOOL_CPUS: String(input.toolCaps.cpus),
+      DTMA_MAX_TOOL_PIDS: String(input.toolCaps.pids),
+    },
+    secretEnv: {
+      DTMA_BEARER_TOKEN: input.tokens.dtma,
+      DTMA_BEARER_TOKEN_PREVIOUS: input.tokens.dtmaPrevious,
+    },
+    // The DTMA is private: no published port, reachable only on the control network.
+    ports: [],
+    mounts: [{ hostPath: DOCKER_SOCKET, containerPath: DOCKER_SOCKET, readOnly: false }],
+    networks: [{ name: control.name, aliases: [DTMA_ALIAS] }],
+    healthcheck: httpHealthcheck(DTMA_PORT),
+    memoryMb: input.dtmaMemoryMb,
+    ...hardening,
+    labels: { ...common, [LABEL_ROLE]: "dtma" },
+  };
+
+  const backend: ContainerSpec<S> = {
+    role: "backend",
+    name: `${prefix}-backend`,
+    image: input.backendImage,
+    env: {
+      PORT: String(BACKEND_PORT),
+      DTMA_URL: `http://${DTMA_ALIAS}:${DTMA_PORT}`,
+    },
+    secretEnv: {
+      INTERNAL_API_SECRET: input.tokens.backendApi,
+      AGENT_GATEWAY_TOKEN: input.tokens.agentGateway,
+      DTMA_BEARER_TOKEN: input.tokens.dtma,
+    },
+    ports: [{ internal: BACKEND_PORT, external: input.publishPort, ip: input.publishAddress }],
+    mounts: [],
+    // Control network to drive the DTMA; tools network to reach MCP servers for the gateway.
+    networks: [
+      { name: control.name, aliases: ["backend"] },
+      { name: tools.name, aliases: ["backend"] },
+    ],
+    healthcheck: httpHealthcheck(BACKEND_PORT),
+    memoryMb: input.backendMemoryMb,
+    ...hardening,
+    labels: { ...common, [LABEL_ROLE]: "backend" },
+  };
+
+  return { networks: [control, tools], dtma, backend };
+}

@@ -1,0 +1,43 @@
+/**
+ * The toolbox's cloud firewall, as pure data so it can be property-tested without mocks.
+ *
+ * Inbound: SSH and the backend port from the control plane only, ICMP from anywhere (path MTU
+ * discovery, diagnostics); the DTMA port is never listed. Outbound: open, except SMTP (25),
+ * which a toolbox has no reason to send and which spammers' tools would.
+ */
+import { BACKEND_PORT } from "./containerSpecs";
+
+export interface FirewallRule {
+  protocol: "tcp" | "udp" | "icmp";
+  /** Undefined for ICMP. */
+  portRange?: string;
+  addresses: string[];
+}
+
+export const WORLD = ["0.0.0.0/0", "::/0"];
+export const SSH_PORT = 22;
+export const SMTP_PORT = 25;
+
+export function inboundRules(controlPlaneCidrs: readonly string[]): FirewallRule[] {
+  return [
+    { protocol: "tcp", portRange: String(SSH_PORT), addresses: [...controlPlaneCidrs] },
+    { protocol: "tcp", portRange: String(BACKEND_PORT), addresses: [...controlPlaneCidrs] },
+    { protocol: "icmp", addresses: [...WORLD] },
+  ];
+}
+
+export function outboundRules(): FirewallRule[] {
+  return [
+    { protocol: "tcp", portRange: `1-${SMTP_PORT - 1}`, addresses: [...WORLD] },
+    { protocol: "tcp", portRange: `${SMTP_PORT + 1}-65535`, addresses: [...WORLD] },
+    { protocol: "udp", portRange: "1-65535", addresses: [...WORLD] },
+    { protocol: "icmp", addresses: [...WORLD] },
+  ];
+}
+
+/** Whether a rule's port range (`"22"`, `"1-65535"`, undefined for all) covers `port`. */
+export function coversPort(portRange: string | undefined, port: number): boolean {
+  if (portRange === undefined || portRange === "" || portRange === "all") return true;
+  const [low, high = low] = portRange.split("-").map(Number);
+  return low !== undefined && port >= low && port <= high;
+}

@@ -1,0 +1,278 @@
+/**
+ * Evaluates a stack's program under Pulumi's mocks: no engine, no cloud, no credentials.
+ *
+ * Used by the stack tests, the policy pack's whole-program test, the benchmarks and the
+ * credential-free `npm run plan`. It reads `Pulumi.<stack>.yaml`, runs the program inside a
+ * Pulumi stack with a mock monitor, and returns every resource with its resolved inputs, which
+ * of them were secrets, its parent, its explicit dependencies and its provider.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { CONFIG_NAMESPACE } from "../program/config";
+
+export const PROJECT = "agentopia-toolboxes";
+const ROOT = join(__dirname, "..");
+
+export interface EvaluatedResource {
+  type: string;
+  name: string;
+  urn: string;
+  custom: boolean;
+  /** Inputs as the provider would receive them, secrets unwrapped. */
+  inputs: Record<string, unknown>;
+  /** Dotted paths of inputs that were Pulumi secrets (`envs`, `connection.privateKey`). */
+  secretPaths: string[];
+  parent?: string;
+  /** URNs named in `dependsOn` (explicit dependencies only). */
+  dependsOn: string[];
+  /** URN of the explicit provider, if any. */
+  provider?: string;
+  /** URN of the resource this one is deleted with, if any. */
+  deletedWith?: string;
+}
+
+export interface Evaluation {
+  resources: EvaluatedResource[];
+  outputs: Record<string, unknown>;
+}
+
+export interface EvaluateOptions {
+  /** Extra or replacing config, keys without the namespace, values as Pulumi passes them. */
+  config?: Record<string, string>;
+  /** Keys (without namespace) whose values are secrets. */
+  secretKeys?: string[];
+  /** The program to run; default: the operator program (index.ts). */
+  program?: () => unknown;
+  /** Outputs a StackReference returns (the account program reads the platform stack). */
+  stackReferenceOutputs?: Record<string, unknown>;
+}
+
+/** Stack config from `Pulumi.<stack>.yaml`, as the strings Pulumi hands to a program. */
+export function stackConfig(stack: string): Record<string, string> {
+  const file = join(ROOT, `Pulumi.${stack}.yaml`);
+  const doc = parseYaml(readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null;
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(doc?.config ?? {})) {
+    out[key] = typeof value === "string" ? value : JSON.stringify(value);
+  }
+  return out;
+}
+
+let cachedKeyPair: { privateKey: string; publicKey: string } | undefined;
+
+/** A real ED25519 key pair in OpenSSH format (the cloud-init renderer validates its inputs). */
+export function testKeyPair(): { privateKey: string; publicKey: string } {
+  if (!cachedKeyPair) {
+    const dir = mkdtempSync(join(tmpdir(), "agentopia-keys-"));
+    try {
+      const file = join(dir, "key");
+      execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "mock", "-f", file]);
+      cachedKeyPair = {
+        privateKey: readFileSync(file, "utf8"),
+        publicKey: readFileSync(`${file}.pub`, "utf8").trim(),
+      };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return cachedKeyPair;
+}
+
+/** Deterministic stand-in for a random value: the same resource and keepers give the same token. */
+function stableToken(seed: string, length: number): string {
+  let out = "";
+  for (let i = 0; out.length < length; i++) {
+    out += createHash("sha256")
+      .update(`${seed}#${i}`)
+      .digest("base64")
+      .replace(/[^A-Za-z0-9]/g, "");
+  }
+  return out.slice(0, length);
+}
+
+/** Outputs the providers would compute, so dependent inputs resolve to realistic values. */
+function computedState(args: pulumi.runtime.MockResourceArgs, id: string): Record<string, unknown> {
+  const inputs = args.inputs as Record<string, unknown>;
+  switch (args.type) {
+    case "digitalocean:index/droplet:Droplet":
+      return {
+        ipv4Address: "203.0.113.10",
+        ipv6Address: "2001:db8::10",
+        dropletUrn: `do:droplet:${id}`,
+      };
+    case "digitalocean:index/reservedIp:ReservedIp":
+      return { ipAddress: "203.0.113.200", reservedIpUrn: `do:floatingip:${id}` };
+    case "digitalocean:index/sshKey:SshKey":
+      return { fingerprint: "a1:b2:c3:d4:e5:f6:07:18:29:3a:4b:5c:6d:7e:8f:90" };
+    case "digitalocean:index/dnsRecord:DnsRecord":
+      return { fqdn: `${String(inputs.name)}.${String(inputs.domain)}` };
+    case "random:index/randomPassword:RandomPassword":
+      return {
+        result: stableToken(
+          `${args.name}:${JSON.stringify(inputs.keepers ?? {})}`,
+          Number(inputs.length),
+        ),
+      };
+    case "tls:index/privateKey:PrivateKey": {
+      const pair = testKeyPair();
+      return { privateKeyOpenssh: pair.privateKey, publicKeyOpenssh: `${pair.publicKey}\n` };
+    }
+    case "docker:index/remoteImage:RemoteImage":
+      return {
+        imageId: `sha256:${createHash("sha256").update(String(inputs.name)).digest("hex")}`,
+      };
+    default:
+      return {};
+  }
+}
+
+/** Unwraps Pulumi's secret envelopes, recording where they were. */
+function unwrapSecrets(value: unknown, path: string, secrets: string[]): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => unwrapSecrets(v, `${path}[${i}]`, secrets));
+  if (value !== null && typeof value === "object") {
+    const record = value as Record<string, unknown>;
+    if (record[pulumi.runtime.specialSigKey] === pulumi.runtime.specialSecretSig) {
+      secrets.push(path);
+      return unwrapSecrets(record.value, path, []);
+    }
+    return Object.fromEntries(
+      Object.entries(record).map(([k, v]) => [
+        k,
+        unwrapSecrets(v, path ? `${path}.${k}` : k, secrets),
+      ]),
+    );
+  }
+  return value;
+}
+
+interface Captured {
+  type: string;
+  name: string;
+  parent?: pulumi.Resource;
+  dependsOn: pulumi.Resource[];
+  provider?: pulumi.ProviderResource;
+  deletedWith?: pulumi.Resource;
+  resource?: pulumi.Resource;
+}
+
+function urnOf(resource: pulumi.Resource): Promise<string> {
+  return new Promise((resolve) => resource.urn.apply((u) => resolve(u)));
+}
+
+async function resolveUrn(resource: pulumi.Resource | undefined): Promise<string | undefined> {
+  return resource ? urnOf(resource) : undefined;
+}
+
+/**
+ * Runs the program under mocks. Each call starts a fresh mock monitor, so evaluations are
+ * independent; run them one after another, not concurrently (the runtime is per process).
+ */
+export async function evaluateProgram(
+  stack: string,
+  config: Record<string, string>,
+  opts: EvaluateOptions = {},
+): Promise<Evaluation> {
+  const registered = new Map<
+    string,
+    { inputs: Record<string, unknown>; secretPaths: string[]; custom: boolean }
+  >();
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const id = `${args.name}-id`;
+        if (args.type === "pulumi:pulumi:StackReference") {
+          return {
+            id: String((args.inputs as { name?: unknown }).name),
+            state: { outputs: opts.stackReferenceOutputs ?? {} },
+          };
+        }
+        const secretPaths: string[] = [];
+        const inputs = unwrapSecrets(args.inputs, "", secretPaths) as Record<string, unknown>;
+        registered.set(`${args.type}::${args.name}`, {
+          inputs,
+          secretPaths,
+          custom: args.custom ?? true,
+        });
+        return { id, state: { ...inputs, ...computedState({ ...args, inputs }, id) } };
+      },
+      call(args) {
+        return args.inputs as Record<string, unknown>;
+      },
+    },
+    PROJECT,
+    stack,
+    false,
+  );
+  const namespaced: Record<string, string> = {};
+  for (const [key, value] of Object.entries({ ...config, ...opts.config })) {
+    namespaced[key.includes(":") ? key : `${CONFIG_NAMESPACE}:${key}`] = value;
+  }
+  pulumi.runtime.setAllConfig(
+    namespaced,
+    (opts.secretKeys ?? []).map((k) => (k.includes(":") ? k : `${CONFIG_NAMESPACE}:${k}`)),
+  );
+
+  const captured: Captured[] = [];
+  const program =
+    opts.program ?? (() => import("../program/operator").then((m) => m.operatorProgram()));
+  const outputs = await pulumi.runtime.runInPulumiStack(() => {
+    pulumi.runtime.registerStackTransformation((args) => {
+      captured.push({
+        type: args.type,
+        name: args.name,
+        parent: args.opts.parent,
+        dependsOn: ([] as pulumi.Resource[]).concat(
+          (args.opts.dependsOn as pulumi.Resource | pulumi.Resource[] | undefined) ?? [],
+        ),
+        provider: (args.opts as pulumi.CustomResourceOptions).provider,
+        deletedWith: args.opts.deletedWith,
+        resource: args.resource,
+      });
+      return undefined;
+    });
+    return Promise.resolve(program());
+  });
+  // Components register their outputs after the stack resolves; drain that before returning
+  // so the next evaluation's mock monitor never sees this one's calls.
+  await pulumi.runtime.disconnect();
+
+  const resources: EvaluatedResource[] = [];
+  for (const c of captured) {
+    const reg = registered.get(`${c.type}::${c.name}`);
+    const urn = c.resource ? await urnOf(c.resource) : `${c.type}::${c.name}`;
+    resources.push({
+      type: c.type,
+      name: c.name,
+      urn,
+      custom: reg?.custom ?? false,
+      inputs: reg?.inputs ?? {},
+      secretPaths: reg?.secretPaths ?? [],
+      parent: await resolveUrn(c.parent),
+      dependsOn: await Promise.all(c.dependsOn.map(urnOf)),
+      provider: await resolveUrn(c.provider),
+      deletedWith: await resolveUrn(c.deletedWith),
+    });
+  }
+  return { resources, outputs: (outputs ?? {}) };
+}
+
+/**
+ * Evaluates a committed stack (`dev`, `prod`, `local`) with its own config. The secrets a real
+ * operator sets with `pulumi config set --secret` are filled with a generated test key.
+ */
+export function evaluateStack(stack: string, opts: EvaluateOptions = {}): Promise<Evaluation> {
+  const config = stackConfig(stack);
+  const target = config[`${CONFIG_NAMESPACE}:target`];
+  const secrets: Record<string, string> =
+    target === "local" ? {} : { sshPrivateKey: testKeyPair().privateKey };
+  return evaluateProgram(stack, config, {
+    ...opts,
+    config: { ...secrets, ...opts.config },
+    secretKeys: [...Object.keys(secrets), ...(opts.secretKeys ?? [])],
+  });
+}

@@ -1,0 +1,85 @@
+/**
+ * The per-account program: stack `acct-<accountId>`, run by the automation service through the
+ * Automation API as an inline program. It reads the platform's outputs from the operator stack
+ * named in `platformStack` and declares one AccountToolbox.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { AccountToolbox } from "../components/accountToolbox";
+import { parseAccountConfig, pulumiConfigSource, type AccountConfig } from "./config";
+
+export interface AccountStackOutputs {
+  accountId: string;
+  target: string;
+  dropletId: pulumi.Output<string | undefined>;
+  dropletUrn: pulumi.Output<string | undefined>;
+  ipv4: pulumi.Output<string | undefined>;
+  ipv6: pulumi.Output<string | undefined>;
+  backendUrl: pulumi.Output<string>;
+  dtmaToken: pulumi.Output<string>;
+  dtmaTokenPrevious: pulumi.Output<string>;
+  backendApiToken: pulumi.Output<string>;
+  agentGatewayToken: pulumi.Output<string>;
+}
+
+export function accountToolbox(cfg: AccountConfig): AccountToolbox {
+  const common = {
+    accountId: cfg.accountId,
+    target: cfg.target,
+    dtmaImage: cfg.dtmaImage,
+    backendImage: cfg.backendImage,
+    agentopiaApiBaseUrl: cfg.agentopiaApiBaseUrl,
+    tokenGeneration: cfg.tokenGeneration,
+  };
+  const name = `acct-${cfg.accountId}`;
+  if (cfg.target === "local") {
+    return new AccountToolbox(name, {
+      ...common,
+      localDockerHost: cfg.localDockerHost,
+      localBackendPort: cfg.localBackendPort,
+    });
+  }
+  const platform = new pulumi.StackReference("platform", { name: cfg.platformStack! });
+  const text = (key: string) => platform.requireOutput(key).apply(String);
+  return new AccountToolbox(name, {
+    ...common,
+    region: cfg.region,
+    size: cfg.size,
+    vpcId: platform.requireOutput("vpcIds").apply((ids: Record<string, string>) => {
+      const id = ids[cfg.region];
+      if (id === undefined) {
+        throw new Error(
+          `region: the platform stack ${cfg.platformStack} has no VPC in ${cfg.region}`,
+        );
+      }
+      return id;
+    }),
+    projectId: text("projectId"),
+    sshKeyIds: [text("sshKeyFingerprint")],
+    authorizedKeys: [text("sshPublicKey")],
+    sshPrivateKey: cfg.sshPrivateKey,
+    controlPlaneCidrs: cfg.controlPlaneCidrs,
+    tags: [text("environmentTag")],
+    reservedIp: cfg.reservedIp,
+    dnsZone: cfg.dnsZone,
+    sshStateDir: cfg.sshStateDir,
+  });
+}
+
+/** The inline program the automation service runs. */
+export function accountProgram(): Promise<AccountStackOutputs> {
+  const cfg = parseAccountConfig(pulumiConfigSource());
+  const toolbox = accountToolbox(cfg);
+  return Promise.resolve({
+    accountId: cfg.accountId,
+    target: cfg.target,
+    dropletId: toolbox.dropletId,
+    dropletUrn: toolbox.dropletUrn,
+    ipv4: toolbox.ipv4,
+    ipv6: toolbox.ipv6,
+    backendUrl: toolbox.backendUrl,
+    dtmaToken: toolbox.dtmaToken,
+    dtmaTokenPrevious: toolbox.dtmaTokenPrevious,
+    backendApiToken: toolbox.backendApiToken,
+    agentGatewayToken: toolbox.agentGatewayToken,
+  });
+}

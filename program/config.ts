@@ -1,0 +1,372 @@
+/**
+ * Stack configuration, parsed and validated once into typed objects.
+ *
+ * Both programs (the operator program in `index.ts` and the per-account program the automation
+ * service runs) read the `agentopia-toolboxes` namespace through the schemas below. A wrong value
+ * stops the program with one line that names the key and what is allowed.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { isIP } from "node:net";
+import { z } from "zod";
+import { TOOLBOX_DEFAULTS } from "../components/defaults";
+
+export const CONFIG_NAMESPACE = "agentopia-toolboxes";
+
+/** DigitalOcean regions with VPC and Premium droplet support that toolboxes may use. */
+export const REGIONS = [
+  "nyc1",
+  "nyc3",
+  "sfo2",
+  "sfo3",
+  "ams3",
+  "sgp1",
+  "lon1",
+  "fra1",
+  "tor1",
+  "blr1",
+  "syd1",
+  "atl1",
+] as const;
+
+/** Droplet sizes a toolbox may have: the smallest holds the DTMA, the backend and a few tools. */
+export const SIZES = [
+  "s-1vcpu-512mb-10gb",
+  "s-1vcpu-1gb",
+  "s-1vcpu-2gb",
+  "s-2vcpu-2gb",
+  "s-2vcpu-4gb",
+  "s-4vcpu-8gb",
+] as const;
+
+const DEFAULTS = TOOLBOX_DEFAULTS;
+
+/** Account ids become stack names (`acct-<id>`), droplet names and DNS labels. */
+export const ACCOUNT_ID_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$/;
+
+const accountId = z
+  .string()
+  .regex(
+    ACCOUNT_ID_PATTERN,
+    "must be 1-48 lowercase letters, digits or inner hyphens (it names a stack, a droplet and a DNS label)",
+  );
+
+function isCidr(value: string): boolean {
+  const [address, bits, ...rest] = value.split("/");
+  if (rest.length > 0 || address === undefined || bits === undefined || !/^\d{1,3}$/.test(bits)) {
+    return false;
+  }
+  const family = isIP(address);
+  const prefix = Number(bits);
+  return (family === 4 && prefix <= 32) || (family === 6 && prefix <= 128);
+}
+
+const cidr = z.string().refine(isCidr, "must be a CIDR such as 203.0.113.0/24 or 2001:db8::/32");
+
+/** The addresses allowed to reach SSH and the backend: never the whole internet. */
+const controlPlaneCidrs = z
+  .array(cidr)
+  .min(1, "must list at least one CIDR")
+  .refine(
+    (list) => list.every((c) => !/^(0\.0\.0\.0|::)\/0$/.test(c)),
+    "must not contain 0.0.0.0/0 or ::/0: SSH and the backend are never open to the world",
+  );
+
+const region = z.enum(REGIONS, { error: `must be one of ${REGIONS.join(", ")}` });
+const size = z.enum(SIZES, { error: `must be one of ${SIZES.join(", ")}` });
+
+const url = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+
+/** `registry/name:tag` or `registry/name@sha256:<64 hex>`. */
+const imageRef = z
+  .string()
+  .regex(
+    /^[a-z0-9]+(?:[._/:-][a-z0-9]+)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/,
+    "must be an image reference such as ghcr.io/org/dtma:1.2.3 or ghcr.io/org/dtma@sha256:<digest>",
+  );
+const DIGEST_PIN = /@sha256:[a-f0-9]{64}$/;
+
+const domain = z
+  .string()
+  .regex(
+    /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/,
+    "must be a domain name",
+  );
+
+const images = z.object({ dtma: imageRef, backend: imageRef });
+
+const toolbox = z.object({
+  accountId,
+  region: region.optional(),
+  size: size.optional(),
+  reservedIp: z.boolean().optional(),
+  tokenGeneration: z.number().int().min(0).optional(),
+});
+
+const target = z.enum(["digitalocean", "local"], { error: "must be digitalocean or local" });
+
+const operatorSchema = z
+  .object({
+    target: target.default(DEFAULTS.target),
+    regions: z.array(region).min(1, "must list at least one region").default([DEFAULTS.region]),
+    defaultSize: size.default(DEFAULTS.size),
+    dropletImage: z.string().min(1).default(DEFAULTS.dropletImage),
+    backups: z.boolean().default(DEFAULTS.backups),
+    controlPlaneCidrs: controlPlaneCidrs.optional(),
+    automationSshPublicKey: z
+      .string()
+      .regex(/^ssh-(ed25519|rsa) [A-Za-z0-9+/=]+( .*)?$/, "must be an OpenSSH public key")
+      .optional(),
+    agentopiaApiBaseUrl: url,
+    dnsZone: domain.optional(),
+    images,
+    requireDigestPins: z.boolean().default(false),
+    dtmaMemoryMb: z.number().int().min(96).max(1024).default(DEFAULTS.dtmaMemoryMb),
+    backendMemoryMb: z.number().int().min(96).max(1024).default(DEFAULTS.backendMemoryMb),
+    toolCaps: z
+      .object({
+        memoryMb: z.number().int().min(16).max(8192).default(DEFAULTS.toolCaps.memoryMb),
+        cpus: z.number().positive().max(8).default(DEFAULTS.toolCaps.cpus),
+        pids: z.number().int().min(16).max(4096).default(DEFAULTS.toolCaps.pids),
+      })
+      .prefault({}),
+    swapMb: z.number().int().min(0).max(8192).default(DEFAULTS.swapMb),
+    localDockerHost: z.string().min(1).optional(),
+    localBackendPort: z.number().int().min(1024).max(65535).default(DEFAULTS.localBackendPort),
+    sshStateDir: z.string().min(1).optional(),
+    toolboxes: z.array(toolbox).default([]),
+  })
+  .superRefine((cfg, ctx) => {
+    const seen = new Set<string>();
+    cfg.toolboxes.forEach((t, i) => {
+      if (seen.has(t.accountId)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["toolboxes", i, "accountId"],
+          message: `duplicates ${t.accountId}`,
+        });
+      }
+      seen.add(t.accountId);
+      if (t.region !== undefined && !cfg.regions.includes(t.region)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["toolboxes", i, "region"],
+          message: `must be one of the platform's regions (${cfg.regions.join(", ")})`,
+        });
+      }
+    });
+    if (cfg.target === "digitalocean") {
+      for (const key of ["controlPlaneCidrs", "automationSshPublicKey"] as const) {
+        if (cfg[key] === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: [key],
+            message: "is required for target digitalocean",
+          });
+        }
+      }
+    }
+    if (cfg.target === "local" && cfg.toolboxes.length > 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["toolboxes"],
+        message: "the local target runs one toolbox (it publishes one backend port)",
+      });
+    }
+    if (cfg.requireDigestPins) {
+      for (const role of ["dtma", "backend"] as const) {
+        if (!DIGEST_PIN.test(cfg.images[role])) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["images", role],
+            message: "must be pinned by digest (…@sha256:<64 hex>) because requireDigestPins is on",
+          });
+        }
+      }
+    }
+  });
+
+export type OperatorConfig = z.infer<typeof operatorSchema> & {
+  /** Secret; required when the digitalocean target has toolboxes (readiness gate, Docker over SSH). */
+  sshPrivateKey?: pulumi.Output<string>;
+};
+export type ToolboxEntry = z.infer<typeof toolbox>;
+export type Images = z.infer<typeof images>;
+
+/** Keys of the per-account stack the automation service creates. */
+const accountSchema = z
+  .object({
+    accountId,
+    target: target.default(DEFAULTS.target),
+    region: region.default(DEFAULTS.region),
+    size: size.default(DEFAULTS.size),
+    platformStack: z.string().min(1).optional(),
+    agentopiaApiBaseUrl: url,
+    controlPlaneCidrs: controlPlaneCidrs.optional(),
+    dtmaImage: imageRef,
+    backendImage: imageRef,
+    tokenGeneration: z.number().int().min(0).default(DEFAULTS.tokenGeneration),
+    reservedIp: z.boolean().default(DEFAULTS.reservedIp),
+    dnsZone: domain.optional(),
+    localDockerHost: z.string().min(1).optional(),
+    localBackendPort: z.number().int().min(1024).max(65535).default(DEFAULTS.localBackendPort),
+    sshStateDir: z.string().min(1).optional(),
+  })
+  .superRefine((cfg, ctx) => {
+    if (cfg.target === "digitalocean") {
+      for (const key of ["platformStack", "controlPlaneCidrs"] as const) {
+        if (cfg[key] === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: [key],
+            message: "is required for target digitalocean",
+          });
+        }
+      }
+    }
+  });
+
+export type AccountConfig = z.infer<typeof accountSchema> & {
+  sshPrivateKey?: pulumi.Output<string>;
+};
+
+/** What the schemas read: the keys present in stack config, JSON values already decoded. */
+export interface ConfigSource {
+  /** Raw string value of `namespace:key`, or undefined. */
+  get(key: string): string | undefined;
+  /** The same value as a Pulumi secret, or undefined. */
+  getSecret(key: string): pulumi.Output<string> | undefined;
+}
+
+export function pulumiConfigSource(): ConfigSource {
+  const cfg = new pulumi.Config(CONFIG_NAMESPACE);
+  return { get: (key) => cfg.get(key), getSecret: (key) => cfg.getSecret(key) };
+}
+
+/** Thrown for invalid configuration; Pulumi prints a RunError as one line, without a stack. */
+export class ConfigError extends pulumi.RunError {}
+
+function describeKey(path: readonly PropertyKey[]): string {
+  const key = path
+    .map((p, i) => (typeof p === "number" ? `[${p}]` : `${i === 0 ? "" : "."}${String(p)}`))
+    .join("");
+  return `${CONFIG_NAMESPACE}:${key}`;
+}
+
+/**
+ * Reads the schema's keys from the source. Pulumi hands structured values (lists, objects,
+ * numbers, booleans) to programs as JSON text; string keys are taken as they are, so an
+ * account id such as "0123" is never turned into a number.
+ */
+function readKeys(
+  source: ConfigSource,
+  stringKeys: readonly string[],
+  jsonKeys: readonly string[],
+): { raw: Record<string, unknown>; errors: string[] } {
+  const raw: Record<string, unknown> = {};
+  const errors: string[] = [];
+  for (const key of stringKeys) {
+    const text = source.get(key);
+    if (text !== undefined) raw[key] = text;
+  }
+  for (const key of jsonKeys) {
+    const text = source.get(key);
+    if (text === undefined) continue;
+    try {
+      raw[key] = JSON.parse(text) as unknown;
+    } catch {
+      errors.push(`${CONFIG_NAMESPACE}:${key}: is not a valid list, object, number or boolean`);
+    }
+  }
+  return { raw, errors };
+}
+
+function parse<T>(
+  schema: z.ZodType<T>,
+  source: ConfigSource,
+  stringKeys: readonly string[],
+  jsonKeys: readonly string[],
+): T {
+  const { raw, errors } = readKeys(source, stringKeys, jsonKeys);
+  if (errors.length > 0) throw new ConfigError(errors.join("\n"));
+  const result = schema.safeParse(raw);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const missing = issue.code === "invalid_type" && issue.input === undefined;
+    return `${describeKey(issue.path)}: ${missing ? "is required" : issue.message}`;
+  });
+  throw new ConfigError(lines.join("\n"));
+}
+
+const OPERATOR_STRING_KEYS = [
+  "target",
+  "defaultSize",
+  "dropletImage",
+  "automationSshPublicKey",
+  "agentopiaApiBaseUrl",
+  "dnsZone",
+  "localDockerHost",
+  "sshStateDir",
+] as const;
+const OPERATOR_JSON_KEYS = [
+  "regions",
+  "backups",
+  "controlPlaneCidrs",
+  "images",
+  "requireDigestPins",
+  "dtmaMemoryMb",
+  "backendMemoryMb",
+  "toolCaps",
+  "swapMb",
+  "localBackendPort",
+  "toolboxes",
+] as const;
+const ACCOUNT_STRING_KEYS = [
+  "accountId",
+  "target",
+  "region",
+  "size",
+  "platformStack",
+  "agentopiaApiBaseUrl",
+  "dtmaImage",
+  "backendImage",
+  "dnsZone",
+  "localDockerHost",
+  "sshStateDir",
+] as const;
+const ACCOUNT_JSON_KEYS = [
+  "controlPlaneCidrs",
+  "tokenGeneration",
+  "reservedIp",
+  "localBackendPort",
+] as const;
+
+export function parseOperatorConfig(source: ConfigSource): OperatorConfig {
+  const cfg: OperatorConfig = parse(
+    operatorSchema,
+    source,
+    OPERATOR_STRING_KEYS,
+    OPERATOR_JSON_KEYS,
+  );
+  cfg.sshPrivateKey = source.getSecret("sshPrivateKey");
+  if (
+    cfg.target === "digitalocean" &&
+    cfg.toolboxes.length > 0 &&
+    cfg.sshPrivateKey === undefined
+  ) {
+    throw new ConfigError(
+      `${CONFIG_NAMESPACE}:sshPrivateKey: is required (as a secret) when toolboxes are listed for target digitalocean`,
+    );
+  }
+  return cfg;
+}
+
+export function parseAccountConfig(source: ConfigSource): AccountConfig {
+  const cfg: AccountConfig = parse(accountSchema, source, ACCOUNT_STRING_KEYS, ACCOUNT_JSON_KEYS);
+  cfg.sshPrivateKey = source.getSecret("sshPrivateKey");
+  if (cfg.target === "digitalocean" && cfg.sshPrivateKey === undefined) {
+    throw new ConfigError(
+      `${CONFIG_NAMESPACE}:sshPrivateKey: is required (as a secret) for target digitalocean`,
+    );
+  }
+  return cfg;
+}
