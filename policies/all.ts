@@ -1,0 +1,13 @@
+/** Every policy of the pack, in one list that the entry file, the tests and `npm run plan` share. */
+import { containerPolicies } from "./containers";
+import { dropletPolicies } from "./droplets";
+import { firewallPolicies } from "./firewalls";
+import { toolboxShape } from "./toolboxes";
+import type { ResourcePolicy, StackPolicy } from "./types";
+
+export const policies: (ResourcePolicy | StackPolicy)[] = [
+  ...dropletPolicies,
+  ...firewallPolicies,
+  ...containerPolicies,
+  toolboxShape,
+];

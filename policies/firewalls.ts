@@ -1,0 +1,88 @@
+/**
+ * Firewall policies: SSH and the DTMA port never admit the internet, and no toolbox droplet is
+ * left without a cloud firewall.
+ */
+import type { PolicyResource } from "@pulumi/policy";
+import { isIP } from "node:net";
+import { DROPLET, TOOLBOX_TAG } from "./droplets";
+import { records, text, texts, type Props } from "./props";
+import { configOf, type ResourcePolicy, type StackPolicy } from "./types";
+
+export const FIREWALL = "digitalocean:index/firewall:Firewall";
+export const DTMA_PORT = 30000;
+
+/** Whether a DigitalOcean port range ("22", "8000-9000", "all", "1-65535") includes `port`. */
+export function portRangeIncludes(range: string | undefined, port: number): boolean {
+  if (range === undefined || range === "" || range === "all" || range === "0") return true;
+  const [from, to = from] = range.split("-").map((p) => Number(p.trim()));
+  return from !== undefined && port >= from && port <= to;
+}
+
+/**
+ * Whether a source admits (nearly) everyone: `0.0.0.0/0`, `::/0`, and any prefix so short no
+ * control plane needs it (IPv4 shorter than /8, IPv6 shorter than /16), which also catches the
+ * `0.0.0.0/1` + `128.0.0.0/1` split.
+ */
+export function isWorld(source: string): boolean {
+  const [address = "", bits] = source.split("/");
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (bits === undefined) return false; // a single address
+  const prefix = Number(bits);
+  return family === 4 ? prefix < 8 : prefix < 16;
+}
+
+/** Inbound rules of a firewall that open `port` over TCP to the world. */
+function worldOpenings(props: Props, port: number): string[] {
+  return records(props["inboundRules"])
+    .filter((rule) => (text(rule["protocol"]) ?? "tcp") === "tcp")
+    .filter((rule) => portRangeIncludes(text(rule["portRange"]), port))
+    .flatMap((rule) => texts(rule["sourceAddresses"]).filter(isWorld));
+}
+
+function portPolicy(name: string, what: string, defaultPort: number): ResourcePolicy {
+  return {
+    name,
+    description: `The ${what} port is never open to the internet (0.0.0.0/0, ::/0 or any near-world range).`,
+    enforcementLevel: "mandatory",
+    severity: "critical",
+    configSchema: { properties: { port: { type: "integer", default: defaultPort } } },
+    validateResource: (args, report) => {
+      if (args.type !== FIREWALL) return;
+      const { port } = configOf(args, { port: defaultPort });
+      for (const source of worldOpenings(args.props, port)) {
+        report(`an inbound rule opens the ${what} port ${port}/tcp to ${source}.`);
+      }
+    },
+  };
+}
+
+export const firewallDtmaPort = portPolicy("firewall-dtma-port-private", "DTMA", DTMA_PORT);
+export const firewallSsh = portPolicy("firewall-ssh-private", "SSH", 22);
+
+function covers(firewall: PolicyResource, droplet: PolicyResource): boolean {
+  const listed = firewall.propertyDependencies["dropletIds"] ?? [];
+  if (listed.some((r) => r.urn === droplet.urn)) return true;
+  const dropletTags = texts(droplet.props["tags"]);
+  return texts(firewall.props["tags"]).some((t) => dropletTags.includes(t));
+}
+
+export const toolboxFirewallCoverage: StackPolicy = {
+  name: "toolbox-droplet-has-firewall",
+  description: "Every toolbox droplet is covered by a cloud firewall (by droplet id or by tag).",
+  enforcementLevel: "mandatory",
+  severity: "critical",
+  validateStack: (args, report) => {
+    const firewalls = args.resources.filter((r) => r.type === FIREWALL);
+    const droplets = args.resources.filter(
+      (r) => r.type === DROPLET && texts(r.props["tags"]).includes(TOOLBOX_TAG),
+    );
+    for (const droplet of droplets) {
+      if (!firewalls.some((fw) => covers(fw, droplet))) {
+        report(`toolbox droplet ${droplet.name} is not covered by any firewall.`, droplet.urn);
+      }
+    }
+  },
+};
+
+export const firewallPolicies = [firewallDtmaPort, firewallSsh, toolboxFirewallCoverage];
