@@ -1,0 +1,153 @@
+// The DTMA's HTTP API types (snake_case, like the rest of Agentopia). Shared by the server,
+// the typed client and the services that import the client.
+
+/** A tool name is a DNS label: it becomes part of a container name and a network alias. */
+export const TOOL_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+export const TOOL_NAME_RULE =
+  "a tool name is 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit";
+
+export type Transport = { type: "stdio" } | { type: "http"; port: number; path?: string };
+
+export interface ToolResources {
+  memory_mb?: number;
+  cpus?: number;
+  pids?: number;
+}
+
+export interface RegistryAuth {
+  username?: string;
+  password?: string;
+  identitytoken?: string;
+  serveraddress?: string;
+}
+
+/** Body of `PUT /tools/:name`. */
+export interface ToolSpec {
+  image: string;
+  command?: string[];
+  env?: Record<string, string>;
+  /** Passed to the container's environment; never logged, never in labels or answers. */
+  secrets?: Record<string, string>;
+  transport: Transport;
+  resources?: ToolResources;
+  /** "egress" (default): the private tool network; "none": loopback only. */
+  network?: "none" | "egress";
+  account_tool_instance_id?: string | null;
+  /** "missing" (default): pull only when the image is absent. */
+  pull?: "missing" | "always";
+  /** Used for this pull only, never stored. */
+  registry_auth?: RegistryAuth;
+}
+
+export type ToolState =
+  "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead";
+
+export type ToolHealth = "healthy" | "unhealthy" | "starting" | "none";
+
+export interface Tool {
+  name: string;
+  image: string;
+  state: ToolState;
+  health: ToolHealth;
+  account_tool_instance_id: string | null;
+  container_id: string;
+  spec_hash: string;
+  transport: Transport;
+  network: "none" | "egress";
+  /** Where the backend reaches an http tool on the tool network. */
+  endpoint: string | null;
+  resources: Required<ToolResources>;
+  created_at: string;
+  started_at: string | null;
+  uptime_seconds: number;
+  restarts: number;
+}
+
+/** Answer of `PUT /tools/:name`: `changed` is false when the same spec was already deployed. */
+export interface DeployResult extends Tool {
+  changed: boolean;
+}
+
+export interface ToolList {
+  tools: Tool[];
+}
+
+export interface LogEntry {
+  stream: "stdout" | "stderr";
+  text: string;
+}
+
+export interface ToolLogs {
+  name: string;
+  entries: LogEntry[];
+}
+
+export type WaitState = "running" | "exited" | "healthy" | "removed";
+
+export interface WaitResult {
+  name: string;
+  state: WaitState;
+  reached: boolean;
+  tool: Tool | null;
+}
+
+export interface SystemMetrics {
+  cpu: { count: number; usage_percent: number; load_average: [number, number, number] };
+  memory: { total_bytes: number; used_bytes: number; usage_percent: number };
+  disk: { total_bytes: number; used_bytes: number; usage_percent: number };
+  containers: { total: number; running: number };
+}
+
+export interface ToolInstanceStatus {
+  name: string;
+  account_tool_instance_id: string | null;
+  state: ToolState;
+  health: ToolHealth;
+  image: string;
+  uptime_seconds: number;
+  restarts: number;
+}
+
+export interface Status {
+  status: "ok" | "degraded";
+  service: "DTMA";
+  version: string;
+  uptime_seconds: number;
+  sampled_at: string;
+  system_metrics: SystemMetrics;
+  docker: { reachable: boolean; version: string | null; error?: string };
+  tool_instances: ToolInstanceStatus[];
+}
+
+export interface Health {
+  status: "ok";
+}
+
+/** Every error answer. `error` is a stable code; `field` names the offending input. */
+export interface ApiError {
+  error: string;
+  message: string;
+  field?: string;
+}
+
+/** Body of the heartbeat the DTMA posts to `{AGENTOPIA_API_BASE_URL}/heartbeat`. */
+export interface Heartbeat {
+  dtma_version: string;
+  system_status: {
+    status: Status["status"];
+    uptime_seconds: number;
+    system_metrics: SystemMetrics;
+    docker: Status["docker"];
+  };
+  tool_statuses: HeartbeatToolStatus[];
+}
+
+/** `status` is Agentopia's `account_tool_installation_status_enum`. */
+export interface HeartbeatToolStatus {
+  account_tool_instance_id: string;
+  name: string;
+  status: "running" | "stopped" | "starting" | "error_runtime" | "error";
+  state: ToolState;
+  health: ToolHealth;
+  restarts: number;
+}

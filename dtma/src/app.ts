@@ -1,0 +1,131 @@
+import type { AddressInfo } from "node:net";
+import type http from "node:http";
+import type { Logger } from "pino";
+import type { Config } from "./config";
+import { DockerEngine } from "./docker/engine";
+import { HeartbeatSender } from "./heartbeat";
+import { TokenVerifier } from "./http/auth";
+import { Router } from "./http/router";
+import { createHttpServer } from "./http/server";
+import { Metrics } from "./metrics";
+import { systemRoutes } from "./routes/system";
+import { toolRoutes } from "./routes/tools";
+import { StatusSampler } from "./status/sampler";
+import { ToolManager } from "./tools/manager";
+
+export interface AppDeps {
+  config: Config;
+  log: Logger;
+  version: string;
+  /** Defaults to a client of config.dockerSocket. */
+  docker?: DockerEngine;
+  /** Heartbeat backoff bounds; tests shorten them. */
+  heartbeatBackoffMs?: { min: number; max: number };
+  random?: () => number;
+}
+
+export interface App {
+  server: http.Server;
+  tools: ToolManager;
+  sampler: StatusSampler;
+  heartbeat: HeartbeatSender;
+  metrics: Metrics;
+  docker: DockerEngine;
+  /** Listens and starts the background work; resolves with the bound port. */
+  start(): Promise<number>;
+  /** Stops taking requests and background work; tool containers keep running. */
+  stop(): Promise<void>;
+}
+
+export function createApp(deps: AppDeps): App {
+  const { config, log, version } = deps;
+  const docker = deps.docker ?? new DockerEngine(config.dockerSocket);
+  const metrics = new Metrics();
+  const tools = new ToolManager({
+    docker,
+    log,
+    scope: config.scope,
+    toolNetwork: config.toolNetwork,
+    caps: config.caps,
+    onChange: () => void sampler.refresh(),
+  });
+  const sampler = new StatusSampler({
+    docker,
+    tools,
+    log,
+    version,
+    refreshMs: config.statusRefreshMs,
+  });
+  metrics.setGaugeSource(() => {
+    const s = sampler.status;
+    const byState = new Map<string, number>();
+    for (const t of s.tool_instances) byState.set(t.state, (byState.get(t.state) ?? 0) + 1);
+    return [
+      {
+        name: "dtma_tools",
+        help: "Tool containers by state.",
+        values: [...byState].map(([state, n]) => [{ state }, n]),
+      },
+      {
+        name: "dtma_docker_reachable",
+        help: "1 when the Docker daemon answered the last sample.",
+        values: [[{}, s.docker.reachable ? 1 : 0]],
+      },
+    ];
+  });
+  const heartbeat = new HeartbeatSender({
+    url: `${config.apiBaseUrl}/heartbeat`,
+    token: config.tokens.current,
+    intervalMs: config.heartbeatIntervalMs,
+    status: () => sampler.status,
+    log,
+    metrics,
+    ...(deps.heartbeatBackoffMs
+      ? { minBackoffMs: deps.heartbeatBackoffMs.min, maxBackoffMs: deps.heartbeatBackoffMs.max }
+      : {}),
+    ...(deps.random ? { random: deps.random } : {}),
+  });
+  const router = new Router().add(
+    ...systemRoutes({ sampler, metrics }),
+    ...toolRoutes({ tools, metrics }),
+  );
+  const server = createHttpServer({
+    router,
+    verifier: new TokenVerifier(config.tokens),
+    log,
+    metrics,
+  });
+
+  return {
+    server,
+    tools,
+    sampler,
+    heartbeat,
+    metrics,
+    docker,
+    async start() {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(config.port, config.host, () => resolve());
+      });
+      const port = (server.address() as AddressInfo).port;
+      log.info({ port, scope: config.scope, tool_network: config.toolNetwork }, "DTMA listening");
+      // The first sample and heartbeat never delay start-up; a down daemon shows in /status.
+      void sampler.start().then(() => heartbeat.start());
+      tools
+        .ensureNetwork()
+        .catch((err: unknown) => log.warn({ err }, "tool network not ready yet"));
+      return port;
+    },
+    async stop() {
+      sampler.stop();
+      await heartbeat.stop();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      docker.close();
+      log.info("DTMA stopped; tool containers keep running");
+    },
+  };
+}

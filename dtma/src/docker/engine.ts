@@ -1,0 +1,253 @@
+import http from "node:http";
+
+// A small client for the Docker Engine API over its unix socket. dockerode (with ssh2 and
+// docker-modem) costs ~28 MB of resident memory on Node 24; this needs node:http only
+// (docs/decisions/0005-dtma-memory-budget.md).
+
+const API = "/v1.41";
+
+export class DockerError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+export interface ContainerSummary {
+  Id: string;
+  Names: string[];
+  Image: string;
+  State: string;
+  Created: number;
+  Labels: Record<string, string>;
+}
+
+export interface ContainerInspect {
+  Id: string;
+  Name: string;
+  Created: string;
+  RestartCount: number;
+  State: {
+    Status: string;
+    Running: boolean;
+    ExitCode: number;
+    StartedAt: string;
+    Health?: { Status: string };
+  };
+  Config: { Image: string; Labels: Record<string, string> | null; Tty: boolean };
+  HostConfig: Record<string, unknown>;
+  NetworkSettings: { Networks: Record<string, unknown> };
+}
+
+export class DockerEngine {
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+
+  constructor(private readonly socketPath: string) {}
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  /** Sends a request and buffers the answer; rejects on transport errors only. */
+  raw(
+    method: string,
+    path: string,
+    opts: RequestOptions = {},
+  ): Promise<{ status: number; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const res = this.open(method, path, opts);
+      res.then((r) => {
+        const chunks: Buffer[] = [];
+        r.on("data", (c: Buffer) => chunks.push(c));
+        r.on("end", () => resolve({ status: r.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        r.on("error", reject);
+      }, reject);
+    });
+  }
+
+  /** Opens a request and hands back the response stream (pulls, logs). */
+  open(method: string, path: string, opts: RequestOptions = {}): Promise<http.IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+      const req = http.request(
+        {
+          socketPath: this.socketPath,
+          agent: this.agent,
+          method,
+          path: API + path,
+          headers: {
+            ...(payload ? { "content-type": "application/json" } : {}),
+            ...opts.headers,
+          },
+          timeout: opts.timeoutMs ?? 30_000,
+        },
+        resolve,
+      );
+      req.on("timeout", () => req.destroy(new Error(`docker ${method} ${path} timed out`)));
+      req.on("error", reject);
+      req.end(payload);
+    });
+  }
+
+  /** JSON request; a 4xx/5xx answer becomes a DockerError carrying the daemon's message. */
+  async json<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    const { status, body } = await this.raw(method, path, opts);
+    if (status >= 400) throw new DockerError(status, daemonMessage(body));
+    if (body.length === 0) return undefined as T;
+    return JSON.parse(body.toString("utf8")) as T;
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.raw("GET", "/_ping", { timeoutMs: 3000 })).status === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  version(): Promise<{ Version: string; ApiVersion: string }> {
+    return this.json("GET", "/version", { timeoutMs: 5000 });
+  }
+
+  info(): Promise<{ Containers: number; ContainersRunning: number }> {
+    return this.json("GET", "/info", { timeoutMs: 10_000 });
+  }
+
+  listContainers(labels: string[]): Promise<ContainerSummary[]> {
+    const filters = encodeURIComponent(JSON.stringify({ label: labels }));
+    return this.json("GET", `/containers/json?all=1&filters=${filters}`);
+  }
+
+  /** Inspects a container; null when it does not exist. */
+  async inspectContainer(id: string): Promise<ContainerInspect | null> {
+    try {
+      return await this.json<ContainerInspect>("GET", `/containers/${encodeURIComponent(id)}/json`);
+    } catch (err) {
+      if (err instanceof DockerError && err.statusCode === 404) return null;
+      throw err;
+    }
+  }
+
+  async createContainer(name: string, body: unknown): Promise<string> {
+    const res = await this.json<{ Id: string }>(
+      "POST",
+      `/containers/create?name=${encodeURIComponent(name)}`,
+      { body },
+    );
+    return res.Id;
+  }
+
+  /** Start/stop/restart; 304 (already in that state) is success. */
+  async containerAction(id: string, action: "start" | "stop" | "restart"): Promise<void> {
+    const query = action === "start" ? "" : "?t=10";
+    const { status, body } = await this.raw(
+      "POST",
+      `/containers/${encodeURIComponent(id)}/${action}${query}`,
+      { timeoutMs: 60_000 },
+    );
+    if (status >= 400) throw new DockerError(status, daemonMessage(body));
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    const { status, body } = await this.raw(
+      "DELETE",
+      `/containers/${encodeURIComponent(id)}?force=1&v=1`,
+      { timeoutMs: 60_000 },
+    );
+    if (status >= 400 && status !== 404) throw new DockerError(status, daemonMessage(body));
+  }
+
+  renameContainer(id: string, name: string): Promise<void> {
+    return this.json(
+      "POST",
+      `/containers/${encodeURIComponent(id)}/rename?name=${encodeURIComponent(name)}`,
+    );
+  }
+
+  /** Raw log stream bytes (multiplexed unless the container has a TTY). */
+  async logs(id: string, tail: number, since: number): Promise<Buffer> {
+    const { status, body } = await this.raw(
+      "GET",
+      `/containers/${encodeURIComponent(id)}/logs?stdout=1&stderr=1&tail=${tail}&since=${since}`,
+    );
+    if (status >= 400) throw new DockerError(status, daemonMessage(body));
+    return body;
+  }
+
+  async imageExists(image: string): Promise<boolean> {
+    const { status, body } = await this.raw("GET", `/images/${encodeURIComponent(image)}/json`);
+    if (status === 404) return false;
+    if (status >= 400) throw new DockerError(status, daemonMessage(body));
+    return true;
+  }
+
+  /**
+   * Pulls an image. The daemon answers 200 and reports failures inside the progress stream,
+   * so the stream is read to its end and its last error is thrown with the registry's words.
+   */
+  async pullImage(image: string, authHeader: string | undefined): Promise<void> {
+    const res = await this.open("POST", `/images/create?fromImage=${encodeURIComponent(image)}`, {
+      headers: authHeader ? { "x-registry-auth": authHeader } : {},
+      timeoutMs: 600_000,
+    });
+    const text = await new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+      res.on("error", reject);
+    });
+    if ((res.statusCode ?? 0) >= 400)
+      throw new DockerError(res.statusCode ?? 500, daemonMessage(Buffer.from(text)));
+    for (const line of text.split("\n")) {
+      if (!line.trim()) continue;
+      let event: { error?: string; errorDetail?: { message?: string } };
+      try {
+        event = JSON.parse(line) as typeof event;
+      } catch {
+        continue;
+      }
+      if (event.error) throw new DockerError(500, event.errorDetail?.message ?? event.error);
+    }
+  }
+
+  async networkExists(name: string): Promise<boolean> {
+    const { status, body } = await this.raw("GET", `/networks/${encodeURIComponent(name)}`);
+    if (status === 404) return false;
+    if (status >= 400) throw new DockerError(status, daemonMessage(body));
+    return true;
+  }
+
+  async createNetwork(name: string, labels: Record<string, string>): Promise<void> {
+    try {
+      await this.json("POST", "/networks/create", {
+        body: { Name: name, Driver: "bridge", CheckDuplicate: true, Labels: labels },
+      });
+    } catch (err) {
+      // Another DTMA (or a restart race) created it first.
+      if (!(err instanceof DockerError && err.statusCode === 409)) throw err;
+    }
+  }
+
+  removeNetwork(name: string): Promise<void> {
+    return this.json("DELETE", `/networks/${encodeURIComponent(name)}`);
+  }
+}
+
+function daemonMessage(body: Buffer): string {
+  const text = body.toString("utf8");
+  try {
+    const parsed = JSON.parse(text) as { message?: unknown };
+    if (typeof parsed.message === "string") return parsed.message;
+  } catch {
+    // not JSON: fall through to the raw text
+  }
+  return text.trim() || "docker daemon error";
+}

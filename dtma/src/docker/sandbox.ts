@@ -1,0 +1,66 @@
+import { LABEL, MANAGED_BY } from "../tools/labels";
+import type { ParsedSpec } from "../tools/spec";
+
+// The sandbox every tool container gets (DESIGN.md, trust boundaries). Nothing in a deploy
+// request can change these: the spec schema has no field that reaches them.
+
+export interface SandboxInput {
+  name: string;
+  scope: string;
+  spec: ParsedSpec;
+  hash: string;
+  resources: { memory_mb: number; cpus: number; pids: number };
+  toolNetwork: string;
+}
+
+export const TMPFS_SIZE = "64m";
+
+export function containerBody(input: SandboxInput): Record<string, unknown> {
+  const { spec, resources } = input;
+  const memory = resources.memory_mb * 1024 * 1024;
+  const networkMode = spec.network === "none" ? "none" : input.toolNetwork;
+  const env = { ...spec.env, ...spec.secrets };
+  return {
+    Image: spec.image,
+    ...(spec.command ? { Cmd: spec.command } : {}),
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    Labels: {
+      [LABEL.managedBy]: MANAGED_BY,
+      [LABEL.scope]: input.scope,
+      [LABEL.toolName]: input.name,
+      [LABEL.instanceId]: spec.account_tool_instance_id ?? "",
+      [LABEL.specHash]: input.hash,
+      [LABEL.transport]: JSON.stringify(spec.transport),
+      [LABEL.network]: spec.network,
+    },
+    // stdio tools read from stdin; keep it open so they do not exit at start.
+    OpenStdin: spec.transport.type === "stdio",
+    StdinOnce: false,
+    Tty: false,
+    HostConfig: {
+      Privileged: false,
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges:true"],
+      ReadonlyRootfs: true,
+      Tmpfs: { "/tmp": `rw,noexec,nosuid,nodev,size=${TMPFS_SIZE}` },
+      Memory: memory,
+      MemorySwap: memory,
+      NanoCpus: Math.round(resources.cpus * 1e9),
+      PidsLimit: resources.pids,
+      Init: true,
+      RestartPolicy: { Name: "unless-stopped" },
+      NetworkMode: networkMode,
+      PortBindings: {},
+      PublishAllPorts: false,
+      Binds: [],
+      Mounts: [],
+      Devices: [],
+      IpcMode: "private",
+      LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "3" } },
+    },
+    NetworkingConfig:
+      networkMode === "none"
+        ? {}
+        : { EndpointsConfig: { [networkMode]: { Aliases: [input.name] } } },
+  };
+}

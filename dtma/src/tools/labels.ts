@@ -1,0 +1,36 @@
+import { createHash } from "node:crypto";
+import type { ParsedSpec } from "./spec";
+
+// Docker is the only source of truth: everything the DTMA needs to rebuild its view of a tool
+// after a restart lives in these labels (never a secret: only a hash covers them).
+
+export const LABEL = {
+  managedBy: "agentopia.managed-by",
+  scope: "agentopia.dtma-scope",
+  toolName: "agentopia.tool-name",
+  instanceId: "agentopia.account-tool-instance-id",
+  specHash: "agentopia.spec-hash",
+  transport: "agentopia.transport",
+  network: "agentopia.network",
+} as const;
+
+export const MANAGED_BY = "dtma";
+
+/** Stable hash of everything that shapes the container (registry auth and pull policy excluded). */
+export function specHash(spec: ParsedSpec, resources: object): string {
+  const canonical = {
+    image: spec.image,
+    command: spec.command ?? null,
+    env: sortKeys(spec.env ?? {}),
+    secrets: sortKeys(spec.secrets ?? {}),
+    transport: spec.transport,
+    resources,
+    network: spec.network,
+    account_tool_instance_id: spec.account_tool_instance_id ?? null,
+  };
+  return createHash("sha256").update(JSON.stringify(canonical)).digest("hex").slice(0, 32);
+}
+
+function sortKeys(m: Record<string, string>): [string, string][] {
+  return Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}

@@ -1,0 +1,259 @@
+import type { Logger } from "pino";
+import type { DeployResult, Tool, ToolLogs, WaitResult, WaitState } from "../api";
+import { demuxLogs } from "../docker/demux";
+import type { ContainerSummary, DockerEngine } from "../docker/engine";
+import { DockerError } from "../docker/engine";
+import { containerBody } from "../docker/sandbox";
+import { HttpError } from "../http/errors";
+import { LABEL, MANAGED_BY, specHash } from "./labels";
+import { ToolLocks } from "./lock";
+import type { Caps, ParsedSpec } from "./spec";
+import { parseSpec, validateName } from "./spec";
+import { toolFromContainer } from "./view";
+
+export interface ToolManagerDeps {
+  docker: DockerEngine;
+  log: Logger;
+  scope: string;
+  toolNetwork: string;
+  caps: Caps;
+  /** Called after every change, so the status sample is refreshed. */
+  onChange?: () => void;
+}
+
+const NOT_FOUND_IMAGE =
+  /not found|manifest unknown|does not exist|pull access denied|no such image/i;
+
+export class ToolManager {
+  private readonly locks = new ToolLocks();
+  private networkReady = false;
+
+  constructor(private readonly deps: ToolManagerDeps) {}
+
+  containerName(name: string): string {
+    return this.deps.scope === "default"
+      ? `dtma-tool-${name}`
+      : `dtma-tool-${this.deps.scope}.${name}`;
+  }
+
+  private filters(extra: string[] = []): string[] {
+    return [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.scope}=${this.deps.scope}`, ...extra];
+  }
+
+  async ensureNetwork(): Promise<void> {
+    if (this.networkReady) return;
+    const { docker, toolNetwork } = this.deps;
+    if (!(await docker.networkExists(toolNetwork))) {
+      await docker.createNetwork(toolNetwork, { [LABEL.managedBy]: MANAGED_BY });
+      this.deps.log.info({ network: toolNetwork }, "created the tool network");
+    }
+    this.networkReady = true;
+  }
+
+  async list(): Promise<Tool[]> {
+    const containers = await this.deps.docker.listContainers(this.filters());
+    const canonical = containers.filter((c) =>
+      c.Names.includes(`/${this.containerName(c.Labels[LABEL.toolName] ?? "")}`),
+    );
+    const inspected = await Promise.all(
+      canonical.map((c) => this.deps.docker.inspectContainer(c.Id)),
+    );
+    const now = Date.now();
+    return inspected
+      .filter((c) => c !== null)
+      .map((c) => toolFromContainer(c, now))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The tool's current view, or null when it has no container. */
+  async find(name: string): Promise<Tool | null> {
+    const c = await this.deps.docker.inspectContainer(this.containerName(name));
+    const labels = c?.Config.Labels ?? {};
+    if (!c || labels[LABEL.managedBy] !== MANAGED_BY || labels[LABEL.scope] !== this.deps.scope) {
+      return null;
+    }
+    return toolFromContainer(c);
+  }
+
+  async get(name: string): Promise<Tool> {
+    validateName(name);
+    const tool = await this.find(name);
+    if (!tool) throw notFound(name);
+    return tool;
+  }
+
+  async deploy(name: string, body: unknown): Promise<{ result: DeployResult; created: boolean }> {
+    validateName(name);
+    const spec = parseSpec(body, this.deps.caps);
+    const { caps } = this.deps;
+    const resources = {
+      memory_mb: spec.resources?.memory_mb ?? caps.memoryMb,
+      cpus: spec.resources?.cpus ?? caps.cpus,
+      pids: spec.resources?.pids ?? caps.pids,
+    };
+    const hash = specHash(spec, resources);
+    return this.locks.run(name, "deploy", `deploy:${hash}`, async () => {
+      const { docker, log } = this.deps;
+      const canonicalName = this.containerName(name);
+      const containers = await this.containersOf(name);
+      const current = containers.find((c) => c.Names.includes(`/${canonicalName}`));
+      // Leftovers of a replacement interrupted by a crash.
+      for (const c of containers) if (c !== current) await docker.removeContainer(c.Id);
+
+      if (current && current.Labels[LABEL.specHash] === hash) {
+        const tool = await this.find(name);
+        if (tool) return { result: { ...tool, changed: false }, created: false };
+      }
+
+      await this.ensureImage(spec);
+      if (spec.network === "egress") await this.ensureNetwork();
+      const body = containerBody({
+        name,
+        scope: this.deps.scope,
+        spec,
+        hash,
+        resources,
+        toolNetwork: this.deps.toolNetwork,
+      });
+      // A replacement starts beside the old container, which goes only once the new one runs.
+      const targetName = current ? `${canonicalName}.next` : canonicalName;
+      const id = await docker.createContainer(targetName, body).catch((err: unknown) => {
+        throw dockerRejected(err, "image");
+      });
+      try {
+        await docker.containerAction(id, "start");
+        const started = await docker.inspectContainer(id);
+        if (!started || ["exited", "dead"].includes(started.State.Status)) {
+          throw new HttpError(
+            422,
+            "tool_exited",
+            `the tool exited at start (exit code ${started?.State.ExitCode ?? "unknown"})`,
+            "command",
+          );
+        }
+      } catch (err) {
+        await docker.removeContainer(id);
+        throw dockerRejected(err, "command");
+      }
+      if (current) {
+        await docker.removeContainer(current.Id);
+        await docker.renameContainer(id, canonicalName);
+      }
+      log.info(
+        { tool: name, image: spec.image, spec_hash: hash, replaced: Boolean(current) },
+        "deployed tool",
+      );
+      this.deps.onChange?.();
+      const tool = await this.find(name);
+      if (!tool) throw new HttpError(409, "conflict", `tool '${name}' disappeared while deploying`);
+      return { result: { ...tool, changed: true }, created: !current };
+    });
+  }
+
+  async remove(name: string): Promise<void> {
+    validateName(name);
+    await this.locks.run(name, "remove", "remove", async () => {
+      const containers = await this.containersOf(name);
+      if (containers.length === 0) throw notFound(name);
+      for (const c of containers) await this.deps.docker.removeContainer(c.Id);
+      this.deps.log.info({ tool: name }, "removed tool");
+      this.deps.onChange?.();
+    });
+  }
+
+  async action(name: string, action: "start" | "stop" | "restart"): Promise<Tool> {
+    validateName(name);
+    return this.locks.run(name, action, action, async () => {
+      const tool = await this.find(name);
+      if (!tool) throw notFound(name);
+      await this.deps.docker.containerAction(tool.container_id, action).catch((err: unknown) => {
+        throw dockerRejected(err, "name");
+      });
+      this.deps.log.info({ tool: name, action }, "tool action");
+      this.deps.onChange?.();
+      return (await this.find(name)) ?? tool;
+    });
+  }
+
+  async logs(name: string, tail: number, since: number): Promise<ToolLogs> {
+    const tool = await this.get(name);
+    const raw = await this.deps.docker.logs(tool.container_id, tail, since);
+    return { name, entries: demuxLogs(raw, false) };
+  }
+
+  /** Long-polls until the tool reaches `state` or the timeout passes. */
+  async wait(
+    name: string,
+    state: WaitState,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<WaitResult> {
+    validateName(name);
+    const deadline = Date.now() + timeoutMs;
+    let tool = await this.find(name);
+    if (!tool && state !== "removed") throw notFound(name);
+    for (;;) {
+      if (reached(tool, state)) return { name, state, reached: true, tool };
+      if (Date.now() >= deadline || signal?.aborted) return { name, state, reached: false, tool };
+      await new Promise((r) => setTimeout(r, 200));
+      tool = await this.find(name);
+    }
+  }
+
+  private containersOf(name: string): Promise<ContainerSummary[]> {
+    return this.deps.docker.listContainers(this.filters([`${LABEL.toolName}=${name}`]));
+  }
+
+  private async ensureImage(spec: ParsedSpec): Promise<void> {
+    const ref = withTag(spec.image);
+    const { docker } = this.deps;
+    if (spec.pull === "missing" && (await docker.imageExists(ref))) return;
+    const auth = spec.registry_auth
+      ? Buffer.from(JSON.stringify(spec.registry_auth)).toString("base64url")
+      : undefined;
+    try {
+      await docker.pullImage(ref, auth);
+    } catch (err) {
+      if (!(err instanceof DockerError)) throw err;
+      if (NOT_FOUND_IMAGE.test(err.message)) {
+        throw new HttpError(
+          422,
+          "image_not_found",
+          `image ${ref} is not available: ${err.message}`,
+          "image",
+        );
+      }
+      throw new HttpError(502, "pull_failed", `pulling ${ref} failed: ${err.message}`, "image");
+    }
+  }
+}
+
+function reached(tool: Tool | null, state: WaitState): boolean {
+  if (state === "removed") return tool === null;
+  if (!tool) return false;
+  if (state === "healthy") return tool.health === "healthy";
+  if (state === "exited") return tool.state === "exited" || tool.state === "dead";
+  return tool.state === "running";
+}
+
+/** Without a tag Docker would pull every tag of the repository. */
+export function withTag(image: string): string {
+  const last = image.slice(image.lastIndexOf("/") + 1);
+  return last.includes(":") || last.includes("@") ? image : `${image}:latest`;
+}
+
+function notFound(name: string): HttpError {
+  return new HttpError(404, "tool_not_found", `no tool named '${name}'`, "name");
+}
+
+/** The daemon refusing a request built from the spec is the client's problem, with its words. */
+function dockerRejected(err: unknown, field: string): unknown {
+  if (err instanceof DockerError && err.statusCode < 500) {
+    if (err.statusCode === 409) return new HttpError(409, "conflict", err.message);
+    return new HttpError(422, "docker_rejected", err.message, field);
+  }
+  if (err instanceof DockerError && /exec|executable|no such file|not found/i.test(err.message)) {
+    return new HttpError(422, "start_failed", err.message, field);
+  }
+  return err;
+}

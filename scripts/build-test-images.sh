@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds every image the tests need, locally (docker pull is unavailable here). Idempotent:
+# an image that already exists is kept, except the DTMA image, which docker's layer cache
+# rebuilds in seconds when nothing changed.
+#   agentopia-test/busybox:latest  FROM scratch + Debian's busybox-static (tool image in tests)
+#   node:24-bookworm-slim          local stand-in for the Dockerfiles' base (stand-in-node-image.sh)
+#   agentopia/dtma:dev             dtma/Dockerfile
+set -euo pipefail
+
+ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+docker info > /dev/null 2>&1 || { echo "build-test-images: the Docker daemon is not reachable" >&2; exit 1; }
+
+BUSYBOX_IMAGE=agentopia-test/busybox:latest
+if docker image inspect "$BUSYBOX_IMAGE" > /dev/null 2>&1; then
+  echo "build-test-images: $BUSYBOX_IMAGE already present"
+else
+  busybox_bin="$(command -v busybox || true)"
+  linkage=""
+  if [ -n "$busybox_bin" ]; then linkage="$(LC_ALL=C ldd "$busybox_bin" 2>&1 || true)"; fi
+  if ! grep -qE 'not a dynamic|statically linked' <<< "$linkage"; then
+    echo "build-test-images: a static busybox is needed (apt-get install -y busybox-static)" >&2
+    exit 1
+  fi
+  ctx="$(mktemp -d)"
+  trap 'rm -rf "$ctx"' EXIT
+  cp "$busybox_bin" "$ctx/busybox"
+  printf '%s\n' 'FROM scratch' 'COPY busybox /bin/busybox' \
+    'ENTRYPOINT ["/bin/busybox"]' 'CMD ["sleep", "3600"]' > "$ctx/Dockerfile"
+  docker build -q -t "$BUSYBOX_IMAGE" "$ctx" > /dev/null
+  echo "build-test-images: built $BUSYBOX_IMAGE"
+fi
+
+bash "$ROOT_DIR/scripts/stand-in-node-image.sh" node:24-bookworm-slim
+
+echo "build-test-images: building agentopia/dtma:dev"
+# Only what the Dockerfile copies goes into the context (not node_modules or the toolchain).
+tar -C "$ROOT_DIR" -c package.json package-lock.json tsconfig.base.json \
+  dtma/Dockerfile dtma/package.json dtma/tsconfig.build.json dtma/src \
+  | docker build -q -t agentopia/dtma:dev -f dtma/Dockerfile - > /dev/null
+echo "build-test-images: built agentopia/dtma:dev"
