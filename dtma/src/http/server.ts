@@ -32,9 +32,18 @@ async function handle(deps: ServerDeps, req: http.IncomingMessage, res: http.Ser
   res.on("close", () => abort.abort());
   try {
     const url = new URL(req.url ?? "/", "http://dtma");
-    const { route, params } = deps.router.match(method, url.pathname);
+    let matched: ReturnType<Router["match"]> | undefined;
+    let unmatched: unknown;
+    try {
+      matched = deps.router.match(method, url.pathname);
+    } catch (err) {
+      unmatched = err;
+    }
+    // Unknown routes need the token too: an anonymous caller learns nothing about the API.
+    if (!matched?.route.public) authenticate(deps, req, matched?.route.path ?? routeLabel);
+    if (!matched) throw unmatched;
+    const { route, params } = matched;
     routeLabel = route.path;
-    if (!route.public) authenticate(deps, req, routeLabel);
     const body = route.body
       ? await readJson(req, deps.bodyLimitBytes ?? BODY_LIMIT_BYTES)
       : undefined;

@@ -21,12 +21,13 @@ export interface ToolManagerDeps {
   onChange?: () => void;
 }
 
+const REPLACEMENT_SETTLE_MS = 1000;
 const NOT_FOUND_IMAGE =
   /not found|manifest unknown|does not exist|pull access denied|no such image/i;
 
 export class ToolManager {
   private readonly locks = new ToolLocks();
-  private networkReady = false;
+  private network: Promise<void> | undefined;
 
   constructor(private readonly deps: ToolManagerDeps) {}
 
@@ -40,14 +41,20 @@ export class ToolManager {
     return [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.scope}=${this.deps.scope}`, ...extra];
   }
 
-  async ensureNetwork(): Promise<void> {
-    if (this.networkReady) return;
+  /** Creates the tool network once; concurrent callers share one attempt (no duplicates). */
+  ensureNetwork(): Promise<void> {
+    this.network ??= this.createNetwork().catch((err: unknown) => {
+      this.network = undefined;
+      throw err;
+    });
+    return this.network;
+  }
+
+  private async createNetwork(): Promise<void> {
     const { docker, toolNetwork } = this.deps;
-    if (!(await docker.networkExists(toolNetwork))) {
-      await docker.createNetwork(toolNetwork, { [LABEL.managedBy]: MANAGED_BY });
-      this.deps.log.info({ network: toolNetwork }, "created the tool network");
-    }
-    this.networkReady = true;
+    if (await docker.networkExists(toolNetwork)) return;
+    await docker.createNetwork(toolNetwork, { [LABEL.managedBy]: MANAGED_BY });
+    this.deps.log.info({ network: toolNetwork }, "created the tool network");
   }
 
   async list(): Promise<Tool[]> {
@@ -122,15 +129,9 @@ export class ToolManager {
       });
       try {
         await docker.containerAction(id, "start");
-        const started = await docker.inspectContainer(id);
-        if (!started || ["exited", "dead"].includes(started.State.Status)) {
-          throw new HttpError(
-            422,
-            "tool_exited",
-            `the tool exited at start (exit code ${started?.State.ExitCode ?? "unknown"})`,
-            "command",
-          );
-        }
+        // A replacement must prove it runs before the old container goes; a new tool is
+        // only checked once, so a first deploy is as fast as `docker run -d`.
+        await this.assertRunning(id, current ? REPLACEMENT_SETTLE_MS : 0);
       } catch (err) {
         await docker.removeContainer(id);
         throw dockerRejected(err, "command");
@@ -197,6 +198,23 @@ export class ToolManager {
       if (Date.now() >= deadline || signal?.aborted) return { name, state, reached: false, tool };
       await new Promise((r) => setTimeout(r, 200));
       tool = await this.find(name);
+    }
+  }
+
+  private async assertRunning(id: string, settleMs: number): Promise<void> {
+    const deadline = Date.now() + settleMs;
+    for (;;) {
+      const c = await this.deps.docker.inspectContainer(id);
+      if (!c || !c.State.Running || c.State.Status === "restarting" || c.RestartCount > 0) {
+        throw new HttpError(
+          422,
+          "tool_exited",
+          `the tool did not keep running at start (exit code ${c?.State.ExitCode ?? "unknown"})`,
+          "command",
+        );
+      }
+      if (Date.now() >= deadline) return;
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 

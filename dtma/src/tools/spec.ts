@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { ToolSpec } from "../api";
 import { TOOL_NAME_PATTERN, TOOL_NAME_RULE } from "../api";
+import { HttpError } from "../http/errors";
 
 // The deploy body, validated strictly: unknown keys (privileged, binds, devices, cap_add,
 // network_mode, ...) are refused, so no request can loosen the sandbox.
@@ -85,12 +86,10 @@ export function specSchema(caps: Caps) {
 
 export type ParsedSpec = z.output<ReturnType<typeof specSchema>>;
 
-export class ValidationError extends Error {
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(message);
+/** Bad input: 400 naming the field. */
+export class ValidationError extends HttpError {
+  constructor(field: string, message: string) {
+    super(400, "invalid_request", message, field);
   }
 }
 

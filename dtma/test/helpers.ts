@@ -1,0 +1,130 @@
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { promisify } from "node:util";
+import type { App } from "../src/app";
+import { createApp } from "../src/app";
+import { DtmaClient } from "../src/client";
+import type { Config } from "../src/config";
+import { createLogger } from "../src/log";
+
+export const exec = promisify(execFile);
+
+export const BUSYBOX = "agentopia-test/busybox:latest";
+export const DTMA_IMAGE = "agentopia/dtma:dev";
+/** One scope per test run: its containers and network never collide with another run's. */
+export const RUN = randomBytes(3).toString("hex");
+export const SCOPE = `t${RUN}`;
+export const NETWORK = `dtma-test-${RUN}`;
+export const TOKEN = randomBytes(32).toString("base64url");
+export const TOKEN_B = randomBytes(32).toString("base64url");
+export const SOCKET = process.env.DOCKER_SOCKET ?? "/var/run/docker.sock";
+
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return {
+    port: 0,
+    host: "127.0.0.1",
+    tokens: { current: TOKEN, previous: undefined },
+    apiBaseUrl: "http://127.0.0.1:9/api",
+    toolNetwork: NETWORK,
+    caps: { memoryMb: 256, cpus: 1, pids: 256 },
+    heartbeatIntervalMs: 3_600_000,
+    statusRefreshMs: 60_000,
+    logLevel: process.env.TEST_LOG_LEVEL ?? "silent",
+    dockerSocket: SOCKET,
+    scope: SCOPE,
+    ...overrides,
+  };
+}
+
+export interface Running {
+  app: App;
+  url: string;
+  client: DtmaClient;
+  stop(): Promise<void>;
+}
+
+export async function startDtma(
+  overrides: Partial<Config> = {},
+  extra: Partial<Parameters<typeof createApp>[0]> = {},
+): Promise<Running> {
+  const config = testConfig(overrides);
+  const app = createApp({ config, log: createLogger(config.logLevel), version: "0.0.0-test", ...extra });
+  const port = await app.start();
+  const url = `http://127.0.0.1:${port}`;
+  return { app, url, client: new DtmaClient({ baseUrl: url, token: config.tokens.current }), stop: () => app.stop() };
+}
+
+export async function imageExists(image: string): Promise<boolean> {
+  try {
+    await exec("docker", ["image", "inspect", image]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Skips the suite, saying why, when the locally built images are missing. */
+export function requireImages(ctx: Mocha.Context, ...images: string[]): Promise<void> {
+  return (async () => {
+    for (const image of images) {
+      if (!(await imageExists(image))) {
+        console.log(`      skipped: image ${image} is missing (run scripts/build-test-images.sh)`);
+        ctx.skip();
+      }
+    }
+  })();
+}
+
+export async function scopeContainers(): Promise<string[]> {
+  const { stdout } = await exec("docker", ["ps", "-aq", "--filter", `label=agentopia.dtma-scope=${SCOPE}`]);
+  return stdout.split("\n").filter(Boolean);
+}
+
+/** Removes every container this run created, and its network. */
+export async function cleanup(): Promise<void> {
+  const ids = await scopeContainers();
+  if (ids.length) await exec("docker", ["rm", "-f", ...ids]);
+  await exec("docker", ["network", "rm", NETWORK]).catch(() => undefined);
+}
+
+export async function inspect(id: string): Promise<Record<string, any>> {
+  const { stdout } = await exec("docker", ["inspect", id]);
+  return (JSON.parse(stdout) as Record<string, any>[])[0]!;
+}
+
+/** A fetch helper; `token` null sends no Authorization header. */
+export function api(url: string, token: string | null = TOKEN) {
+  return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(url + path, {
+      method,
+      headers: {
+        ...(token !== null ? { authorization: `Bearer ${token}` } : {}),
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        ...headers,
+      },
+      ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, json, text, headers: res.headers };
+  };
+}
+
+export const httpTool = (extra: Record<string, unknown> = {}) => ({
+  image: BUSYBOX,
+  command: ["httpd", "-f", "-p", "8080", "-h", "/"],
+  transport: { type: "http", port: 8080, path: "/" },
+  ...extra,
+});
+
+export const sleepTool = (extra: Record<string, unknown> = {}) => ({
+  image: BUSYBOX,
+  command: ["sleep", "3600"],
+  transport: { type: "stdio" },
+  ...extra,
+});
