@@ -199,8 +199,9 @@ describe("cloud-init renderer properties", function () {
         assert.equal(config.swap?.size, opts.swapMb ? `${opts.swapMb}M` : undefined);
 
         const fw = config.write_files.find((f) => f.path === "/usr/local/sbin/toolbox-firewall");
+        assert.ok(fw);
         assert.ok(
-          fw?.content.includes(`-s ${opts.toolsSubnet} -p tcp --dport ${opts.dtmaPort} -j REJECT`),
+          fw.content.includes(`-s ${opts.toolsSubnet} -p tcp --dport ${opts.dtmaPort} -j REJECT`),
         );
         assert.ok(
           fw.content.includes(`! -s ${opts.controlSubnet} -d ${opts.controlSubnet} -p tcp`),
@@ -256,20 +257,21 @@ describe("cloud-init renderer properties", function () {
     fc.boolean(),
     fc.constant(Number.NaN),
   );
-  const mutationArb: fc.Arbitrary<[string, Record<string, unknown>]> = fc.oneof(
-    fc
-      .oneof(fc.integer({ max: 0 }), fc.integer({ min: 65536 }), badNumber)
-      .map((v) => ["dtmaPort", { dtmaPort: v }]),
-    fc
-      .oneof(fc.integer({ max: 0 }), fc.integer({ min: 65536 }), badNumber, fc.constant(22))
-      .map((v) => ["backendPort", { backendPort: v }]),
-    fc.oneof(notCidr, badNumber).map((v) => ["controlSubnet", { controlSubnet: v }]),
-    fc.oneof(notCidr, badNumber).map((v) => ["toolsSubnet", { toolsSubnet: v }]),
-    fc
-      .oneof(fc.integer({ max: -1 }), fc.integer({ min: 8193 }), badNumber)
-      .map((v) => ["swapMb", { swapMb: v }]),
-    fc
-      .oneof(
+  type Mutation = [option: string, change: Record<string, unknown>];
+  const invalid = (option: string, values: fc.Arbitrary<unknown>): fc.Arbitrary<Mutation> =>
+    values.map((v): Mutation => [option, { [option]: v }]);
+  const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
+    invalid("dtmaPort", fc.oneof(fc.integer({ max: 0 }), fc.integer({ min: 65536 }), badNumber)),
+    invalid(
+      "backendPort",
+      fc.oneof(fc.integer({ max: 0 }), fc.integer({ min: 65536 }), badNumber, fc.constant(22)),
+    ),
+    invalid("controlSubnet", fc.oneof(notCidr, badNumber)),
+    invalid("toolsSubnet", fc.oneof(notCidr, badNumber)),
+    invalid("swapMb", fc.oneof(fc.integer({ max: -1 }), fc.integer({ min: 8193 }), badNumber)),
+    invalid(
+      "logRotation",
+      fc.oneof(
         badNumber,
         fc.record({
           maxSize: fc.string().filter((s) => !/^[1-9]\d*[kmg]$/.test(s)),
@@ -279,35 +281,38 @@ describe("cloud-init renderer properties", function () {
           maxSize: fc.constant("10m"),
           maxFile: fc.oneof(fc.integer({ min: 101 }), badNumber),
         }),
-      )
-      .map((v) => ["logRotation", { logRotation: v }]),
-    fc
-      .oneof(
+      ),
+    ),
+    invalid(
+      "timezone",
+      fc.oneof(
         fc.string().filter((s) => !/^[A-Z]/.test(s)),
         badNumber,
-      )
-      .map((v) => ["timezone", { timezone: v }]),
-    fc
-      .oneof(
+      ),
+    ),
+    invalid(
+      "authorizedKeys",
+      fc.oneof(
         fc.constant([]),
         badNumber,
         fc.array(fc.oneof(fc.string(), badNumber), { minLength: 1, maxLength: 3 }),
-      )
-      .map((v) => ["authorizedKeys", { authorizedKeys: v }]),
-    fc
-      .oneof(
+      ),
+    ),
+    invalid(
+      "hostKey",
+      fc.oneof(
         badNumber,
         fc.record({ privateKeyOpenssh: fc.string(), publicKeyOpenssh: fc.string() }),
         hostKeyArb.map((k) => ({ ...k, privateKeyOpenssh: k.privateKeyOpenssh.slice(0, -60) })),
         fc
           .tuple(hostKeyArb, hostKeyArb)
           .map(([a, b]) => ({ ...a, publicKeyOpenssh: b.publicKeyOpenssh })),
-      )
-      .map((v) => ["hostKey", { hostKey: v }]),
+      ),
+    ),
     fc
       .string({ minLength: 1 })
       .filter((k) => !KNOWN_OPTIONS.includes(k))
-      .map((k) => [k, { [k]: 1 }]),
+      .chain((k) => invalid(k, fc.constant(1))),
   );
 
   it("throws a CloudInitError naming the option for any single invalid option", function () {
