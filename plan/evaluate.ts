@@ -63,24 +63,33 @@ export function stackConfig(stack: string): Record<string, string> {
   return out;
 }
 
-let cachedKeyPair: { privateKey: string; publicKey: string } | undefined;
+const keyPairs = new Map<string, { privateKey: string; publicKey: string }>();
 
-/** A real ED25519 key pair in OpenSSH format (the cloud-init renderer validates its inputs). */
-export function testKeyPair(): { privateKey: string; publicKey: string } {
-  if (!cachedKeyPair) {
+/**
+ * A real ED25519 key pair in OpenSSH format (the cloud-init renderer validates its inputs),
+ * one per purpose and process: "automation" stands for the operator's key, "host" for every
+ * droplet's generated host key.
+ */
+export function testKeyPair(purpose: "automation" | "host" = "automation"): {
+  privateKey: string;
+  publicKey: string;
+} {
+  let pair = keyPairs.get(purpose);
+  if (!pair) {
     const dir = mkdtempSync(join(tmpdir(), "agentopia-keys-"));
     try {
       const file = join(dir, "key");
-      execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "mock", "-f", file]);
-      cachedKeyPair = {
+      execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", purpose, "-f", file]);
+      pair = {
         privateKey: readFileSync(file, "utf8"),
         publicKey: readFileSync(`${file}.pub`, "utf8").trim(),
       };
+      keyPairs.set(purpose, pair);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  return cachedKeyPair;
+  return pair;
 }
 
 /** Deterministic stand-in for a random value: the same resource and keepers give the same token. */
@@ -119,7 +128,7 @@ function computedState(args: pulumi.runtime.MockResourceArgs, id: string): Recor
         ),
       };
     case "tls:index/privateKey:PrivateKey": {
-      const pair = testKeyPair();
+      const pair = testKeyPair("host");
       return { privateKeyOpenssh: pair.privateKey, publicKeyOpenssh: `${pair.publicKey}\n` };
     }
     case "docker:index/remoteImage:RemoteImage":
@@ -258,7 +267,7 @@ export async function evaluateProgram(
       deletedWith: await resolveUrn(c.deletedWith),
     });
   }
-  return { resources, outputs: (outputs ?? {}) };
+  return { resources, outputs: outputs ?? {} };
 }
 
 /**

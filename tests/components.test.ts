@@ -1,0 +1,291 @@
+/**
+ * The pure helpers (container specs, firewall rules, readiness script) as property tests, and
+ * the components' own contracts under mocks (argument errors, token rotation, the account program).
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fc from "fast-check";
+import { AccountToolbox } from "../components/accountToolbox";
+import {
+  BACKEND_PORT,
+  DOCKER_SOCKET,
+  DTMA_PORT,
+  toolboxContainers,
+  type ToolboxContainersInput,
+} from "../components/containerSpecs";
+import {
+  coversPort,
+  inboundRules,
+  outboundRules,
+  SMTP_PORT,
+  WORLD,
+} from "../components/firewallRules";
+import { READINESS_SCRIPT } from "../components/readinessGate";
+import { ACCOUNT_ID_PATTERN } from "../program/config";
+import { evaluateProgram, testKeyPair } from "../plan/evaluate";
+
+const accountId = fc.stringMatching(ACCOUNT_ID_PATTERN);
+const ipv4Cidr = fc
+  .tuple(fc.ipV4(), fc.integer({ min: 1, max: 32 }))
+  .map(([ip, bits]) => `${ip}/${bits}`);
+
+function specInput(id: string, overrides: Partial<ToolboxContainersInput<string>> = {}) {
+  return {
+    accountId: id,
+    dtmaImage: "ghcr.io/agentopia/dtma:1",
+    backendImage: "ghcr.io/agentopia/backend:1",
+    agentopiaApiBaseUrl: "https://cp.example/v1",
+    tokens: { dtma: "t-dtma", dtmaPrevious: "t-prev", backendApi: "t-api", agentGateway: "t-gw" },
+    publishAddress: "0.0.0.0",
+    publishPort: BACKEND_PORT,
+    fixedSubnets: true,
+    dtmaMemoryMb: 160,
+    backendMemoryMb: 192,
+    toolCaps: { memoryMb: 256, cpus: 1, pids: 256 },
+    ...overrides,
+  };
+}
+
+describe("container specs (pure)", function () {
+  it("keep the DTMA private, the socket DTMA-only and secrets out of plain env", function () {
+    fc.assert(
+      fc.property(accountId, fc.boolean(), (id, fixed) => {
+        const specs = toolboxContainers(specInput(id, { fixedSubnets: fixed }));
+        assert.deepEqual(specs.dtma.ports, []);
+        assert.ok(specs.dtma.mounts.some((m) => m.hostPath === DOCKER_SOCKET));
+        assert.deepEqual(specs.backend.mounts, []);
+        for (const spec of [specs.dtma, specs.backend]) {
+          const plain = Object.values(spec.env).join(" ");
+          for (const token of ["t-dtma", "t-prev", "t-api", "t-gw"])
+            assert.ok(!plain.includes(token));
+          assert.match(spec.name, /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/, "a valid Docker name");
+          assert.deepEqual(spec.capDrop, ["ALL"]);
+          assert.ok(spec.securityOpts.includes("no-new-privileges:true"));
+        }
+        // The DTMA is only on the control network; tools never share a network with it.
+        const tools = specs.networks.find((n) => n.key === "tools")!;
+        assert.ok(!specs.dtma.networks.some((n) => n.name === tools.name));
+        assert.equal(specs.dtma.env.DTMA_TOOL_NETWORK, tools.name);
+        assert.equal(specs.backend.env.DTMA_URL, `http://dtma:${DTMA_PORT}`);
+        assert.equal(
+          specs.networks.every((n) => (n.subnet !== undefined) === fixed),
+          true,
+        );
+      }),
+    );
+  });
+
+  it("are deterministic: the same input gives the same definitions", function () {
+    fc.assert(
+      fc.property(accountId, (id) => {
+        assert.deepEqual(toolboxContainers(specInput(id)), toolboxContainers(specInput(id)));
+      }),
+    );
+  });
+});
+
+describe("firewall rules (pure)", function () {
+  it("never open the DTMA port, and SSH/backend only to the given CIDRs", function () {
+    fc.assert(
+      fc.property(fc.array(ipv4Cidr, { minLength: 1, maxLength: 5 }), (cidrs) => {
+        for (const rule of inboundRules(cidrs)) {
+          if (rule.protocol === "icmp") continue;
+          assert.ok(!coversPort(rule.portRange, DTMA_PORT));
+          assert.deepEqual(rule.addresses, cidrs);
+          assert.ok(!rule.addresses.some((a) => WORLD.includes(a)));
+        }
+      }),
+    );
+  });
+
+  it("leave every outbound port open but SMTP", function () {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 65535 }), (port) => {
+        const open = outboundRules().some(
+          (r) => r.protocol === "tcp" && coversPort(r.portRange, port),
+        );
+        assert.equal(open, port !== SMTP_PORT);
+      }),
+    );
+  });
+});
+
+describe("readiness gate script", function () {
+  it("passes shellcheck", function () {
+    execFileSync("shellcheck", ["-s", "bash", "-"], { input: READINESS_SCRIPT });
+  });
+
+  it("tolerates cloud-init's degraded exit code 2 and fails on others with the log tail", function () {
+    for (const [code, expected] of [
+      [0, 0],
+      [2, 0],
+      [1, 1],
+    ] as const) {
+      // A fake `cloud-init` and `docker` on PATH, so the script's own logic is what runs.
+      const bin = execFileSync("mktemp", ["-d"]).toString().trim();
+      execFileSync("sh", [
+        "-c",
+        `printf '#!/bin/sh\\n[ "$1" = status ] && [ "$2" = --wait ] && exit ${code}\\necho long-status\\n' > ${bin}/cloud-init; ` +
+          `printf '#!/bin/sh\\nexit 0\\n' > ${bin}/docker; printf '#!/bin/sh\\necho log-tail\\n' > ${bin}/tail; chmod +x ${bin}/*`,
+      ]);
+      let status = 0;
+      let stderr = "";
+      try {
+        execFileSync("bash", ["-c", READINESS_SCRIPT], {
+          env: { PATH: `${bin}:/usr/bin:/bin` },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+      } catch (err) {
+        status = (err as { status: number }).status;
+        stderr = String((err as { stderr: Buffer }).stderr);
+      }
+      execFileSync("rm", ["-rf", bin]);
+      assert.equal(status, expected, `cloud-init exit ${code}`);
+      if (expected !== 0) assert.match(stderr, /exit code 1[\s\S]*log-tail/);
+    }
+  });
+});
+
+describe("AccountToolbox contracts under mocks", function () {
+  it("raises a ResourceError naming a missing argument for the digitalocean target", async function () {
+    await assert.rejects(
+      evaluateProgram(
+        "dev",
+        {},
+        {
+          program: () =>
+            new AccountToolbox("x", {
+              accountId: "x",
+              dtmaImage: "a/dtma:1",
+              backendImage: "a/backend:1",
+              agentopiaApiBaseUrl: "https://cp.example/v1",
+            }),
+        },
+      ),
+      /sshKeyIds: required when target is digitalocean/,
+    );
+  });
+
+  it("rotates through generations, each keeping the one before as the previous DTMA token", async function () {
+    const tokens: { current: string; previous: string }[] = [];
+    for (let generation = 0; generation <= 4; generation++) {
+      const ev = await evaluateProgram(
+        "local",
+        {},
+        {
+          program: () => {
+            const t = new AccountToolbox("r", {
+              accountId: "r",
+              target: "local",
+              dtmaImage: "a/dtma:1",
+              backendImage: "a/backend:1",
+              agentopiaApiBaseUrl: "http://127.0.0.1:8080/v1",
+              tokenGeneration: generation,
+            });
+            return { current: t.dtmaToken, previous: t.dtmaTokenPrevious };
+          },
+        },
+      );
+      tokens.push(ev.outputs as { current: string; previous: string });
+    }
+    assert.equal(tokens[0].previous, "");
+    for (let g = 1; g < tokens.length; g++) {
+      assert.equal(tokens[g].previous, tokens[g - 1].current, `generation ${g}`);
+      assert.notEqual(tokens[g].current, tokens[g - 1].current);
+    }
+  });
+});
+
+describe("account program (what the automation service runs)", function () {
+  const base = {
+    accountId: "7f0c2a52-54a4-4c51-9a4e-2f1f0e3b9a10",
+    agentopiaApiBaseUrl: "https://toolboxes.example/v1",
+    dtmaImage: "ghcr.io/agentopia/dtma:1",
+    backendImage: "ghcr.io/agentopia/backend:1",
+  };
+  const load = () => import("../program/account").then((m) => m.accountProgram());
+
+  it("declares one toolbox from the platform stack's outputs and exports the contract", async function () {
+    const ev = await evaluateProgram(
+      "acct-x",
+      {
+        ...base,
+        target: "digitalocean",
+        region: "fra1",
+        platformStack: "org/agentopia-toolboxes/prod",
+        controlPlaneCidrs: JSON.stringify(["198.51.100.16/28"]),
+        sshPrivateKey: testKeyPair().privateKey,
+      },
+      {
+        program: load,
+        secretKeys: ["sshPrivateKey"],
+        stackReferenceOutputs: {
+          vpcIds: { fra1: "vpc-fra1", nyc3: "vpc-nyc3" },
+          projectId: "proj-1",
+          sshKeyFingerprint: "fp",
+          sshPublicKey: testKeyPair().publicKey,
+          environmentTag: "env-prod",
+        },
+      },
+    );
+    const droplet = ev.resources.find((r) => r.type === "digitalocean:index/droplet:Droplet")!;
+    assert.equal(droplet.inputs.vpcUuid, "vpc-fra1");
+    assert.equal(droplet.inputs.region, "fra1");
+    assert.ok((droplet.inputs.tags as string[]).includes("env-prod"));
+    assert.deepEqual(Object.keys(ev.outputs).sort(), [
+      "accountId",
+      "agentGatewayToken",
+      "backendApiToken",
+      "backendUrl",
+      "dropletId",
+      "dropletUrn",
+      "dtmaToken",
+      "dtmaTokenPrevious",
+      "ipv4",
+      "ipv6",
+      "target",
+    ]);
+  });
+
+  it("fails clearly when the platform has no VPC in the requested region", async function () {
+    await assert.rejects(
+      evaluateProgram(
+        "acct-y",
+        {
+          ...base,
+          accountId: "y",
+          target: "digitalocean",
+          region: "sgp1",
+          platformStack: "org/agentopia-toolboxes/dev",
+          controlPlaneCidrs: JSON.stringify(["198.51.100.16/28"]),
+          sshPrivateKey: testKeyPair().privateKey,
+        },
+        {
+          program: load,
+          secretKeys: ["sshPrivateKey"],
+          stackReferenceOutputs: {
+            vpcIds: { nyc3: "vpc-nyc3" },
+            projectId: "p",
+            sshKeyFingerprint: "fp",
+            sshPublicKey: testKeyPair().publicKey,
+            environmentTag: "env-dev",
+          },
+        },
+      ),
+      /has no VPC in sgp1/,
+    );
+  });
+
+  it("runs the local target without a platform stack", async function () {
+    const ev = await evaluateProgram(
+      "acct-l",
+      { ...base, accountId: "l", target: "local" },
+      { program: load },
+    );
+    assert.equal(ev.outputs.backendUrl, "http://127.0.0.1:3000");
+    assert.equal(
+      ev.resources.filter((r) => r.type === "docker:index/container:Container").length,
+      2,
+    );
+  });
+});
