@@ -16,7 +16,8 @@ export interface HostFile {
 
 export const SETUP_SCRIPT_PATH = "/usr/local/sbin/toolbox-host-setup";
 /** Written last by the setup script; cloud-init's own status is what callers wait on. */
-export const READY_MARKER_PATH = "/var/lib/toolbox/host-ready";
+const READY_MARKER_DIR = "/var/lib/toolbox";
+export const READY_MARKER_PATH = `${READY_MARKER_DIR}/host-ready`;
 
 /** Docker reads this on its first start: write_files runs before packages are installed. */
 function daemonJson(o: ResolvedOptions): string {
@@ -105,7 +106,7 @@ ${FIREWALL_SCRIPT_PATH} verify
 
 systemctl enable --now apt-daily.timer apt-daily-upgrade.timer
 
-install -d -m 0755 "$(dirname ${READY_MARKER_PATH})"
+install -d -m 0755 ${READY_MARKER_DIR}
 touch ${READY_MARKER_PATH}
 `;
 
