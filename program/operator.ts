@@ -15,7 +15,7 @@ export interface OperatorOutputs {
   sshKeyFingerprint?: pulumi.Output<string>;
   sshPublicKey?: pulumi.Output<string>;
   environmentTag?: string;
-  dnsZone?: pulumi.Output<string | undefined>;
+  dnsZone?: pulumi.Output<string>;
   toolboxes: Record<string, Record<string, pulumi.Output<string | undefined>>>;
 }
 
@@ -39,8 +39,8 @@ export function operatorProgram(
       sshKeyFingerprint: platform.sshKeyFingerprint,
       sshPublicKey: platform.sshPublicKey,
       environmentTag: platform.environmentTag,
-      dnsZone: platform.dnsZone,
     });
+    if (cfg.dnsZone) outputs.dnsZone = platform.dnsZone.apply((z) => z!);
   }
 
   for (const entry of cfg.toolboxes) {
