@@ -1,0 +1,140 @@
+import type { Pool, PoolClient } from "pg";
+
+export type Queryable = Pool | PoolClient;
+
+export type ToolboxStatus =
+  | "inactive"
+  | "pending_provision"
+  | "provisioning"
+  | "awaiting_heartbeat"
+  | "active"
+  | "error_provisioning"
+  | "unresponsive"
+  | "pending_deprovision"
+  | "deprovisioning"
+  | "deprovisioned"
+  | "error_deprovisioning";
+
+export type OperationKind = "provision" | "deprovision" | "refresh";
+export type OperationStatus = "queued" | "running" | "succeeded" | "failed";
+
+export interface ToolboxRow {
+  id: string;
+  account_id: string;
+  user_id: string;
+  status: ToolboxStatus;
+  stack_name: string;
+  target: string | null;
+  region_slug: string | null;
+  size_slug: string | null;
+  do_droplet_id: string | null;
+  do_droplet_name: string | null;
+  public_ip_address: string | null;
+  public_ipv6_address: string | null;
+  backend_url: string | null;
+  outputs_json: Record<string, string | undefined> | null;
+  token_generation: number;
+  last_heartbeat_at: Date | null;
+  dtma_last_known_version: string | null;
+  dtma_health_details_json: unknown;
+  provisioning_error_message: string | null;
+  tokens_ciphertext: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface OperationRow {
+  id: string;
+  account_id: string;
+  environment_id: string;
+  kind: OperationKind;
+  status: OperationStatus;
+  attempts: number;
+  worker_id: string | null;
+  error_message: string | null;
+  result_json: unknown;
+  requested_by: string;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  updated_at: Date;
+}
+
+export interface EventRow {
+  id: string;
+  operation_id: string;
+  at: Date;
+  type: string;
+  message: string | null;
+  data: unknown;
+}
+
+export async function getToolbox(
+  db: Queryable,
+  accountId: string,
+): Promise<ToolboxRow | undefined> {
+  const { rows } = await db.query<ToolboxRow>(
+    "select * from account_tool_environments where account_id = $1",
+    [accountId],
+  );
+  return rows[0];
+}
+
+export async function getOperation(db: Queryable, id: string): Promise<OperationRow | undefined> {
+  const { rows } = await db.query<OperationRow>("select * from toolbox_operations where id = $1", [
+    id,
+  ]);
+  return rows[0];
+}
+
+export async function getOpenOperation(
+  db: Queryable,
+  accountId: string,
+): Promise<OperationRow | undefined> {
+  const { rows } = await db.query<OperationRow>(
+    "select * from toolbox_operations where account_id = $1 and status in ('queued','running')",
+    [accountId],
+  );
+  return rows[0];
+}
+
+export async function addEvent(
+  db: Queryable,
+  operationId: string,
+  type: string,
+  message?: string,
+  data?: unknown,
+): Promise<void> {
+  await db.query(
+    "insert into toolbox_operation_events (operation_id, type, message, data) values ($1, $2, $3, $4)",
+    [operationId, type, message ?? null, data === undefined ? null : JSON.stringify(data)],
+  );
+}
+
+export async function eventsAfter(
+  db: Queryable,
+  operationId: string,
+  afterId: string,
+  limit = 500,
+): Promise<EventRow[]> {
+  const { rows } = await db.query<EventRow>(
+    `select id::text, operation_id, at, type, message, data from toolbox_operation_events
+     where operation_id = $1 and id > $2 order by id limit $3`,
+    [operationId, afterId, limit],
+  );
+  return rows;
+}
+
+export async function setToolboxStatus(
+  db: Queryable,
+  accountId: string,
+  status: ToolboxStatus,
+  extra: { error?: string | null } = {},
+): Promise<void> {
+  await db.query(
+    `update account_tool_environments set status = $2, updated_at = now(),
+       provisioning_error_message = case when $3::boolean then $4 else provisioning_error_message end
+     where account_id = $1`,
+    [accountId, status, "error" in extra, extra.error ?? null],
+  );
+}

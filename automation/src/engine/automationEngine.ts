@@ -1,0 +1,218 @@
+import { rm } from "node:fs/promises";
+import path from "node:path";
+import type * as automationApi from "@pulumi/pulumi/automation";
+import type {
+  EngineEvent as PulumiEvent,
+  OutputMap,
+  PulumiFn,
+  Stack,
+} from "@pulumi/pulumi/automation";
+import {
+  findOnPath,
+  policyPacksFor,
+  PROJECT_NAME,
+  stackConfig,
+  updateOptions,
+  workDirFor,
+  workspaceOptions,
+  type AutomationEngineSettings,
+} from "./automationOptions";
+import type {
+  DriftReport,
+  EngineEvent,
+  OnEngineEvent,
+  StackRequest,
+  ToolboxEngine,
+  ToolboxOutputs,
+} from "./types";
+import { EngineError } from "./types";
+
+type Automation = typeof automationApi;
+
+export interface AutomationEngineOptions extends AutomationEngineSettings {
+  /** Directory of an installed CLI (`PulumiCommand.install`); default: `pulumi` on PATH. */
+  pulumiCommandRoot?: string;
+  /** The inline program; default: `accountProgram` from `<repoRoot>/program/account.ts`. */
+  loadProgram?: () => Promise<PulumiFn>;
+}
+
+/** Loads the account program lazily so the rest of the service never loads Pulumi. */
+async function loadAccountProgram(repoRoot: string): Promise<PulumiFn> {
+  // The program is TypeScript at the repository root, outside this package's build.
+  const { register } = await import("tsx/cjs/api");
+  register();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(path.join(repoRoot, "program", "account")) as { accountProgram?: PulumiFn };
+  if (typeof mod.accountProgram !== "function") {
+    throw new EngineError("program/account does not export accountProgram", "permanent");
+  }
+  return mod.accountProgram;
+}
+
+const TRANSIENT =
+  /ETIMEDOUT|ECONNRESET|ECONNREFUSED|EAI_AGAIN|socket hang up|\b(429|502|503|504)\b|rate limit|too many requests|temporarily unavailable/i;
+
+/** Maps an Automation API failure to how the worker should treat it. */
+export function classifyError(
+  err: unknown,
+  automation?: Pick<Automation, "ConcurrentUpdateError">,
+): EngineError {
+  if (err instanceof EngineError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (
+    (automation && err instanceof automation.ConcurrentUpdateError) ||
+    /currently locked|concurrent update/i.test(message)
+  ) {
+    return new EngineError(firstLines(message), "locked");
+  }
+  return new EngineError(firstLines(message), TRANSIENT.test(message) ? "transient" : "permanent");
+}
+
+/** Keeps the useful head of a CLI error (they embed the full stdout). */
+function firstLines(text: string): string {
+  return text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .slice(0, 12)
+    .join("\n")
+    .slice(0, 2000);
+}
+
+function toEngineEvent(e: PulumiEvent): EngineEvent {
+  const type = Object.keys(e).find((k) => k.endsWith("Event")) ?? "event";
+  const diag = e.diagnosticEvent;
+  const meta = e.resourcePreEvent?.metadata ?? e.resOutputsEvent?.metadata;
+  return {
+    type,
+    message:
+      diag?.message ?? (meta ? `${meta.op} ${meta.type} ${meta.urn.split("::").pop()}` : undefined),
+    data: diag ? { severity: diag.severity } : meta ? { op: meta.op, urn: meta.urn } : undefined,
+  };
+}
+
+export function outputsFrom(out: OutputMap): ToolboxOutputs {
+  const str = (k: string): string | undefined => {
+    const v = out[k]?.value as unknown;
+    if (v === undefined || v === null) return undefined;
+    return typeof v === "string" ? v : JSON.stringify(v);
+  };
+  const required = (k: string) => {
+    const v = str(k);
+    if (v === undefined || v === "")
+      throw new EngineError(`stack output ${k} is missing`, "permanent");
+    return v;
+  };
+  return {
+    accountId: required("accountId"),
+    target: required("target"),
+    dropletId: str("dropletId"),
+    dropletUrn: str("dropletUrn"),
+    ipv4: str("ipv4"),
+    ipv6: str("ipv6"),
+    backendUrl: str("backendUrl"),
+    dtmaToken: required("dtmaToken"),
+    dtmaTokenPrevious: str("dtmaTokenPrevious") ?? "",
+    backendApiToken: required("backendApiToken"),
+    agentGatewayToken: required("agentGatewayToken"),
+  };
+}
+
+/**
+ * The production engine: one Pulumi stack per account through the Automation API, with an inline
+ * program, a work directory per stack (removed with the stack), and the policy pack enforced.
+ */
+export class AutomationEngine implements ToolboxEngine {
+  /** Checked once at construction, as the policy pack is part of the deployment. */
+  readonly policyPacks: string[];
+  private readonly unavailable?: string;
+
+  constructor(private readonly opts: AutomationEngineOptions) {
+    this.policyPacks = policyPacksFor(opts.repoRoot);
+    if (opts.pulumiCommandRoot === undefined && findOnPath("pulumi") === undefined) {
+      this.unavailable =
+        "the Pulumi CLI was not found on PATH; install it, or set PULUMI_INSTALL=1 where get.pulumi.com is reachable";
+    }
+  }
+
+  async up(req: StackRequest, onEvent: OnEngineEvent): Promise<ToolboxOutputs> {
+    return this.withStack(req, onEvent, async (stack) => {
+      await stack.up(
+        updateOptions(this.policyPacks, (e: PulumiEvent) => onEvent(toEngineEvent(e))),
+      );
+      return outputsFrom(await stack.outputs());
+    });
+  }
+
+  async destroy(req: StackRequest, onEvent: OnEngineEvent): Promise<void> {
+    await this.withStack(req, onEvent, async (stack) => {
+      await stack.destroy({ onEvent: (e) => onEvent(toEngineEvent(e)), color: "never" });
+      await stack.workspace.removeStack(req.stackName);
+    });
+    await rm(workDirFor(this.opts, req.stackName), { recursive: true, force: true });
+    onEvent({ type: "stackRemoved", message: `${req.stackName} removed` });
+  }
+
+  async refresh(req: StackRequest, onEvent: OnEngineEvent): Promise<DriftReport> {
+    return this.withStack(req, onEvent, async (stack) => {
+      await stack.refresh({ onEvent: (e) => onEvent(toEngineEvent(e)), color: "never" });
+      const preview = await stack.preview(
+        updateOptions(this.policyPacks, (e: PulumiEvent) => onEvent(toEngineEvent(e))),
+      );
+      const changeSummary: Record<string, number> = { ...preview.changeSummary };
+      const drifted = Object.entries(changeSummary).some(([op, n]) => op !== "same" && n > 0);
+      return { drifted, changeSummary };
+    });
+  }
+
+  async recover(req: StackRequest, onEvent: OnEngineEvent): Promise<void> {
+    await this.withStack(req, onEvent, async (stack) => {
+      // Cancel is for service backends; file backends keep a lock file the export/import rewrites.
+      await stack.cancel().catch(() => undefined);
+      const state = (await stack.exportStack()) as {
+        deployment?: { pending_operations?: unknown[] };
+      };
+      const pending = state.deployment?.pending_operations?.length ?? 0;
+      if (pending > 0 && state.deployment) {
+        state.deployment.pending_operations = [];
+        await stack.importStack(state as never);
+      }
+      onEvent({ type: "recovered", message: `cleared ${pending} pending operation(s)` });
+    });
+  }
+
+  private async withStack<T>(
+    req: StackRequest,
+    onEvent: OnEngineEvent,
+    fn: (stack: Stack) => Promise<T>,
+  ): Promise<T> {
+    if (this.unavailable) {
+      onEvent({ type: "engineUnavailable", message: this.unavailable });
+      throw new EngineError(this.unavailable, "permanent");
+    }
+    const automation: Automation = await import("@pulumi/pulumi/automation");
+    try {
+      const program = await (
+        this.opts.loadProgram ?? (() => loadAccountProgram(this.opts.repoRoot))
+      )();
+      const pulumiCommand = await automation.PulumiCommand.get({
+        root: this.opts.pulumiCommandRoot,
+        skipVersionCheck: true,
+      });
+      const stack = await automation.LocalWorkspace.createOrSelectStack(
+        { stackName: req.stackName, projectName: PROJECT_NAME, program },
+        { ...workspaceOptions(this.opts, req.stackName), pulumiCommand },
+      );
+      await stack.setAllConfig(stackConfig(req.config, this.opts.sshPrivateKey));
+      return await fn(stack);
+    } catch (err) {
+      throw classifyError(err, automation);
+    }
+  }
+}
+
+/** Installs the CLI version matching the SDK into `root` (needs get.pulumi.com). */
+export async function installPulumiCli(root: string): Promise<string> {
+  const { PulumiCommand } = await import("@pulumi/pulumi/automation");
+  const cmd = await PulumiCommand.install({ root });
+  return cmd.command;
+}

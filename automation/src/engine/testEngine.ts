@@ -1,0 +1,113 @@
+import { randomBytes, randomInt } from "node:crypto";
+import type {
+  DriftReport,
+  EngineErrorKind,
+  OnEngineEvent,
+  StackRequest,
+  ToolboxEngine,
+  ToolboxOutputs,
+} from "./types";
+import { EngineError } from "./types";
+
+type Op = "up" | "destroy" | "refresh" | "recover";
+
+export interface TestEngineOptions {
+  /** Milliseconds each operation takes (default 0). */
+  latencyMs?: number;
+  /** Decides, per call, whether to fail and how; return undefined to succeed. */
+  failWith?: (
+    op: Op,
+    req: StackRequest,
+    call: number,
+  ) => { message: string; kind: EngineErrorKind } | undefined;
+  /** Events emitted before the operation finishes (default: one per resource-ish step). */
+  eventsPerOperation?: number;
+}
+
+/** One call the engine saw, for assertions on ordering and overlap. */
+export interface EngineCall {
+  op: Op;
+  stackName: string;
+  config: StackRequest["config"];
+  startedAt: number;
+  endedAt?: number;
+}
+
+/**
+ * THE ONLY FAKE in this package: a ToolboxEngine that provisions nothing. It waits a configurable
+ * latency, emits engine-like events, fails on demand, and records its calls (shared between
+ * instances through `calls`) so tests can check serialization. Used by the tests and the
+ * benchmark; production always uses the Automation API engine.
+ */
+export class TestEngine implements ToolboxEngine {
+  readonly calls: EngineCall[];
+  private count = 0;
+  private readonly stacks = new Map<string, ToolboxOutputs>();
+
+  constructor(
+    private readonly opts: TestEngineOptions = {},
+    sharedCalls?: EngineCall[],
+  ) {
+    this.calls = sharedCalls ?? [];
+  }
+
+  async up(req: StackRequest, onEvent: OnEngineEvent): Promise<ToolboxOutputs> {
+    await this.run("up", req, onEvent);
+    const existing = this.stacks.get(req.stackName);
+    const outputs: ToolboxOutputs = existing ?? {
+      accountId: req.config.accountId,
+      target: req.config.target,
+      dropletId: String(randomInt(1, 2 ** 47)),
+      dropletUrn: `urn:pulumi:${req.stackName}::agentopia-toolboxes::test:Droplet::toolbox`,
+      ipv4: "127.0.0.1",
+      backendUrl: "http://127.0.0.1:3000",
+      dtmaToken: randomBytes(32).toString("base64url"),
+      dtmaTokenPrevious: "",
+      backendApiToken: randomBytes(32).toString("base64url"),
+      agentGatewayToken: randomBytes(32).toString("base64url"),
+    };
+    this.stacks.set(req.stackName, outputs);
+    return outputs;
+  }
+
+  async destroy(req: StackRequest, onEvent: OnEngineEvent): Promise<void> {
+    await this.run("destroy", req, onEvent);
+    this.stacks.delete(req.stackName);
+  }
+
+  async refresh(req: StackRequest, onEvent: OnEngineEvent): Promise<DriftReport> {
+    await this.run("refresh", req, onEvent);
+    return { drifted: false, changeSummary: { same: this.stacks.has(req.stackName) ? 3 : 0 } };
+  }
+
+  async recover(req: StackRequest, onEvent: OnEngineEvent): Promise<void> {
+    await this.run("recover", req, onEvent, 0);
+  }
+
+  private async run(
+    op: Op,
+    req: StackRequest,
+    onEvent: OnEngineEvent,
+    latency = this.opts.latencyMs ?? 0,
+  ) {
+    const call: EngineCall = {
+      op,
+      stackName: req.stackName,
+      config: req.config,
+      startedAt: Date.now(),
+    };
+    this.calls.push(call);
+    const n = this.count++;
+    const steps = this.opts.eventsPerOperation ?? 2;
+    onEvent({ type: "preludeEvent", message: `${op} ${req.stackName}` });
+    for (let i = 0; i < steps; i++) {
+      await new Promise((r) => setTimeout(r, latency / Math.max(steps, 1)));
+      onEvent({ type: "resOutputsEvent", message: `step ${i + 1}/${steps}` });
+    }
+    if (steps === 0 && latency > 0) await new Promise((r) => setTimeout(r, latency));
+    call.endedAt = Date.now();
+    const failure = this.opts.failWith?.(op, req, n);
+    if (failure) throw new EngineError(failure.message, failure.kind);
+    onEvent({ type: "summaryEvent", message: `${op} succeeded` });
+  }
+}

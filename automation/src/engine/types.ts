@@ -1,0 +1,86 @@
+import type { ToolboxTokens } from "../secrets/tokenCipher";
+
+/** Stack config the account program reads (namespace `agentopia-toolboxes`), minus secrets. */
+export interface ToolboxStackConfig {
+  accountId: string;
+  target: "local" | "digitalocean";
+  region?: string;
+  size?: string;
+  platformStack?: string;
+  agentopiaApiBaseUrl: string;
+  controlPlaneCidrs: string[];
+  dtmaImage?: string;
+  backendImage?: string;
+  tokenGeneration: number;
+}
+
+export interface StackRequest {
+  /** `acct-<accountId>` */
+  stackName: string;
+  config: ToolboxStackConfig;
+}
+
+/** What the account program exports, secrets included (they never leave the service unencrypted). */
+export interface ToolboxOutputs extends ToolboxTokens {
+  accountId: string;
+  target: string;
+  dropletId?: string;
+  dropletUrn?: string;
+  ipv4?: string;
+  ipv6?: string;
+  backendUrl?: string;
+}
+
+export interface DriftReport {
+  /** True when the preview after the refresh proposes any change. */
+  drifted: boolean;
+  /** Resource count per operation kind from the preview, e.g. {same: 9, update: 1}. */
+  changeSummary: Record<string, number>;
+}
+
+export interface EngineEvent {
+  type: string;
+  message?: string;
+  data?: unknown;
+}
+
+export type OnEngineEvent = (event: EngineEvent) => void;
+
+/**
+ * How a failure should be treated: `transient` is retried with backoff, `permanent` fails the
+ * operation at once, `locked` means the stack is locked by someone else (the worker then clears
+ * a lock it knows to be stale, or fails).
+ */
+export type EngineErrorKind = "transient" | "permanent" | "locked";
+
+export class EngineError extends Error {
+  constructor(
+    message: string,
+    readonly kind: EngineErrorKind,
+  ) {
+    super(message);
+    this.name = "EngineError";
+  }
+}
+
+/**
+ * The seam between the service and Pulumi. The production implementation is the Automation API
+ * (`automationEngine.ts`); tests use `TestEngine`, the only fake in this package.
+ */
+export interface ToolboxEngine {
+  /** Creates or updates the stack and returns its outputs. */
+  up(req: StackRequest, onEvent: OnEngineEvent): Promise<ToolboxOutputs>;
+  /** Destroys the stack's resources, then removes the stack and its work directory. */
+  destroy(req: StackRequest, onEvent: OnEngineEvent): Promise<void>;
+  /** Drift check: refresh the state from the provider, then preview against the program. */
+  refresh(req: StackRequest, onEvent: OnEngineEvent): Promise<DriftReport>;
+  /**
+   * Called before re-running an operation whose previous attempt died with its worker: cancels
+   * the stale lock and clears pending operations so the stack can be updated again.
+   */
+  recover(req: StackRequest, onEvent: OnEngineEvent): Promise<void>;
+}
+
+export function stackNameFor(accountId: string): string {
+  return `acct-${accountId}`;
+}

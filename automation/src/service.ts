@@ -1,0 +1,114 @@
+import { randomUUID } from "node:crypto";
+import os from "node:os";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { Pool } from "pg";
+import type { PgBoss } from "pg-boss";
+import { buildApp } from "./app";
+import type { SessionVerifier } from "./auth/auth";
+import { migrate } from "./db/migrate";
+import type { ToolboxEngine } from "./engine/types";
+import { sweepUnresponsive } from "./heartbeat";
+import { createMetrics } from "./metrics";
+import {
+  defaultQueueOptions,
+  HEARTBEAT_SWEEP_QUEUE,
+  startQueue,
+  type QueueOptions,
+} from "./queue/queue";
+import { startWorker } from "./queue/worker";
+import { TokenCipher } from "./secrets/tokenCipher";
+import type { StackSettings } from "./stackConfig";
+import { ToolboxService } from "./toolboxService";
+
+export interface ServiceOptions {
+  databaseUrl: string;
+  engine: ToolboxEngine;
+  log: Logger;
+  serviceToken: string;
+  sessions?: SessionVerifier;
+  tokenEncryptionKey: Buffer;
+  stackSettings: StackSettings;
+  heartbeatTimeoutSeconds: number;
+  /** Operations run at once by this process; 0 = API only. */
+  workerConcurrency: number;
+  queue: Partial<Omit<QueueOptions, "connectionString">> & { retryLimit: number };
+  pollingIntervalSeconds?: number;
+  ssePollMs?: number;
+  /** Log HTTP requests (off in tests and the benchmark). */
+  httpLogs?: boolean;
+}
+
+export interface RunningService {
+  app: FastifyInstance;
+  boss: PgBoss;
+  pool: Pool;
+  workerId: string;
+  stop(): Promise<void>;
+}
+
+/** Composition root shared by main, the tests and the benchmark: migrate, queue, worker, app. */
+export async function startService(opts: ServiceOptions): Promise<RunningService> {
+  const pool = new Pool({ connectionString: opts.databaseUrl, max: 10 + opts.workerConcurrency });
+  pool.on("error", (err) => opts.log.warn({ err: err.message }, "idle database connection lost"));
+  try {
+    const applied = await migrate(pool);
+    if (applied.length > 0) opts.log.info({ applied }, "migrations applied");
+    const boss = await startQueue(
+      { connectionString: opts.databaseUrl, ...defaultQueueOptions, ...opts.queue },
+      (err) => opts.log.error({ err: err.message }, "queue error"),
+    );
+    const metrics = createMetrics(pool);
+    const cipher = new TokenCipher(opts.tokenEncryptionKey);
+    const workerId = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    await startWorker({
+      pool,
+      boss,
+      engine: opts.engine,
+      cipher,
+      stackSettings: opts.stackSettings,
+      log: opts.log,
+      metrics,
+      workerId,
+      concurrency: opts.workerConcurrency,
+      retryLimit: opts.queue.retryLimit,
+      pollingIntervalSeconds: opts.pollingIntervalSeconds,
+    });
+    await boss.work(HEARTBEAT_SWEEP_QUEUE, async () => {
+      const n = await sweepUnresponsive(pool, opts.heartbeatTimeoutSeconds);
+      if (n > 0)
+        opts.log.warn({ count: n }, "toolboxes marked unresponsive after missed heartbeats");
+    });
+    await boss.schedule(HEARTBEAT_SWEEP_QUEUE, "* * * * *");
+    let stopping = false;
+    const app = buildApp({
+      pool,
+      service: new ToolboxService(pool, boss),
+      cipher,
+      metrics,
+      serviceToken: opts.serviceToken,
+      sessions: opts.sessions,
+      heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds,
+      ready: async () => !stopping && (await pool.query("select 1")).rowCount === 1,
+      logger: opts.httpLogs === false ? false : opts.log,
+      ssePollMs: opts.ssePollMs,
+    });
+    await app.ready();
+    return {
+      app,
+      boss,
+      pool,
+      workerId,
+      async stop() {
+        stopping = true;
+        await app.close();
+        // Lets running operations finish (up to the timeout) before releasing their jobs.
+        await boss.stop({ graceful: true, timeout: 30_000 });
+        await pool.end();
+      },
+    };
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+}

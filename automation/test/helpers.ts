@@ -1,0 +1,81 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import pino from "pino";
+import type { SessionVerifier } from "../src/auth/auth";
+import type { ToolboxEngine } from "../src/engine/types";
+import { startService, type RunningService } from "../src/service";
+import { testCluster } from "./hooks";
+
+export const SERVICE_TOKEN = "test-service-token-" + "x".repeat(32);
+export const auth = { authorization: `Bearer ${SERVICE_TOKEN}` };
+/** TEST_LOG_LEVEL=debug shows the service logs while debugging a test. */
+export const silent = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+
+/** A database of its own on the shared test cluster. */
+export async function freshDatabase(): Promise<string> {
+  const name = `t_${randomUUID().replace(/-/g, "")}`;
+  await testCluster().createDatabase(name);
+  return testCluster().urlFor(name);
+}
+
+export const stackSettings = {
+  target: "local" as const,
+  publicBaseUrl: "http://127.0.0.1:8080",
+  controlPlaneCidrs: ["10.0.0.0/8"],
+};
+
+export interface TestServiceOptions {
+  engine: ToolboxEngine;
+  databaseUrl?: string;
+  workerConcurrency?: number;
+  retryLimit?: number;
+  sessions?: SessionVerifier;
+  heartbeatTimeoutSeconds?: number;
+}
+
+/** The real service (Postgres, pg-boss, fastify) around the given engine, with fast polling. */
+export async function startTestService(
+  opts: TestServiceOptions,
+): Promise<RunningService & { databaseUrl: string }> {
+  const databaseUrl = opts.databaseUrl ?? (await freshDatabase());
+  const service = await startService({
+    databaseUrl,
+    engine: opts.engine,
+    log: silent,
+    serviceToken: SERVICE_TOKEN,
+    sessions: opts.sessions,
+    tokenEncryptionKey: randomBytes(32),
+    stackSettings,
+    heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds ?? 180,
+    workerConcurrency: opts.workerConcurrency ?? 2,
+    queue: {
+      retryLimit: opts.retryLimit ?? 2,
+      retryDelaySeconds: 1,
+      heartbeatSeconds: 10,
+      superviseIntervalSeconds: 1,
+      schedule: false,
+    },
+    pollingIntervalSeconds: 0.5,
+    ssePollMs: 50,
+    httpLogs: process.env.TEST_LOG_LEVEL !== undefined,
+  });
+  return { ...service, databaseUrl };
+}
+
+/** Polls until `check` returns a value (eventual state, not a timing assertion). */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function newAccount(): string {
+  return randomUUID();
+}
