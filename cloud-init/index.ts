@@ -2,5 +2,5 @@
 export { CloudInitError } from "./errors";
 export { CLOUD_INIT_DEFAULTS, type CloudInitOptions } from "./options";
 export { READY_MARKER_PATH } from "./hostFiles";
-export { renderCloudConfig, USER_DATA_LIMIT_BYTES } from "./render";
+export { DOCKER_GROUP_GID, renderCloudConfig, USER_DATA_LIMIT_BYTES } from "./render";
 export { ALLOWED_TOP_LEVEL_KEYS, unknownTopLevelKeys } from "./topLevelKeys";

@@ -3,6 +3,12 @@ import { CloudInitError } from "./errors";
 import { hostFiles, SETUP_SCRIPT_PATH } from "./hostFiles";
 import { resolveOptions, type CloudInitOptions } from "./options";
 
+/**
+ * GID of the `docker` group, fixed before docker.io is installed (its postinst keeps an existing
+ * group), so the non-root DTMA container can be given the socket's group by number.
+ */
+export const DOCKER_GROUP_GID = 2375;
+
 /** DigitalOcean's user-data limit. */
 export const USER_DATA_LIMIT_BYTES = 64 * 1024;
 
@@ -15,6 +21,14 @@ export function renderCloudConfig(opts: CloudInitOptions): string {
   const o = resolveOptions(opts);
   const config = {
     timezone: o.timezone,
+    // Runs before packages on every boot; creating the group is idempotent.
+    bootcmd: [
+      [
+        "sh",
+        "-c",
+        `getent group docker >/dev/null || groupadd --system --gid ${DOCKER_GROUP_GID} docker`,
+      ],
+    ],
     package_update: true,
     // Boot from a patched base; unattended-upgrades keeps it patched afterwards.
     package_upgrade: true,

@@ -6,6 +6,7 @@ import { parse } from "yaml";
  */
 export const ALLOWED_TOP_LEVEL_KEYS: ReadonlySet<string> = new Set([
   "timezone",
+  "bootcmd",
   "package_update",
   "package_upgrade",
   "packages",

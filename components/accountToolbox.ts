@@ -1,9 +1,11 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BACKEND_PORT, toolboxContainers } from "./containerSpecs";
+import { DOCKER_GROUP_GID } from "../cloud-init";
+import { BACKEND_PORT, DOCKER_SOCKET, toolboxContainers } from "./containerSpecs";
 import { TOOLBOX_DEFAULTS as D } from "./defaults";
 import { RotatingToken } from "./rotatingToken";
 import { dockerSshOptions } from "./sshAccess";
@@ -70,6 +72,17 @@ export interface AccountToolboxArgs {
   localDockerHost?: string;
   /** local: loopback port the backend is published on. Default 3000. */
   localBackendPort?: number;
+  /** local: GID owning the Docker socket. Default: read from /var/run/docker.sock, else 0. */
+  localDockerSocketGid?: number;
+}
+
+/** The local socket's group, so the non-root DTMA can use it. */
+function localSocketGid(): number {
+  try {
+    return statSync(DOCKER_SOCKET).gid;
+  } catch {
+    return 0;
+  }
 }
 
 export const TOOLBOX_TAG = "agentopia-toolbox";
@@ -140,6 +153,10 @@ export class AccountToolbox extends pulumi.ComponentResource {
       publishPort:
         target === "local" ? (args.localBackendPort ?? D.localBackendPort) : BACKEND_PORT,
       fixedSubnets: target === "digitalocean",
+      dockerSocketGid:
+        target === "digitalocean"
+          ? DOCKER_GROUP_GID
+          : (args.localDockerSocketGid ?? localSocketGid()),
       dtmaMemoryMb: args.dtmaMemoryMb ?? D.dtmaMemoryMb,
       backendMemoryMb: args.backendMemoryMb ?? D.backendMemoryMb,
       toolCaps: args.toolCaps ?? D.toolCaps,

@@ -52,6 +52,8 @@ export interface ContainerSpec<S> {
     retries: number;
   };
   memoryMb: number;
+  /** Supplementary groups by GID (the DTMA runs as a non-root user in the socket's group). */
+  groupAdd: string[];
   restart: "unless-stopped";
   init: true;
   readOnlyRootfs: boolean;
@@ -80,6 +82,8 @@ export interface ToolboxContainersInput<S> {
   publishPort: number;
   /** Fixed subnets on droplets (the host firewall names them); Docker's choice locally. */
   fixedSubnets: boolean;
+  /** GID owning the Docker socket on the host: fixed by cloud-init on droplets. */
+  dockerSocketGid: number;
   dtmaMemoryMb: number;
   backendMemoryMb: number;
   /** Caps the DTMA enforces on every tool container. */
@@ -158,6 +162,7 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
     networks: [{ name: control.name, aliases: [DTMA_ALIAS] }],
     healthcheck: httpHealthcheck(DTMA_PORT),
     memoryMb: input.dtmaMemoryMb,
+    groupAdd: [String(input.dockerSocketGid)],
     ...hardening,
     labels: { ...common, [LABEL_ROLE]: "dtma" },
   };
@@ -184,6 +189,7 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
     ],
     healthcheck: httpHealthcheck(BACKEND_PORT),
     memoryMb: input.backendMemoryMb,
+    groupAdd: [],
     ...hardening,
     labels: { ...common, [LABEL_ROLE]: "backend" },
   };

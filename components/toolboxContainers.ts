@@ -80,6 +80,7 @@ export class ToolboxContainers extends pulumi.ComponentResource {
           },
           memory: spec.memoryMb,
           memorySwap: spec.memoryMb,
+          groupAdds: spec.groupAdd,
           restart: spec.restart,
           init: spec.init,
           readOnly: spec.readOnlyRootfs,

@@ -193,7 +193,11 @@ export async function evaluateProgram(
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
-        const id = `${args.name}-id`;
+        // Droplet ids are numbers (firewalls and reserved IPs take them as such).
+        const id =
+          args.type === "digitalocean:index/droplet:Droplet"
+            ? String(parseInt(createHash("sha256").update(args.name).digest("hex").slice(0, 8), 16))
+            : `${args.name}-id`;
         if (args.type === "pulumi:pulumi:StackReference") {
           return {
             id: String((args.inputs as { name?: unknown }).name),

@@ -39,6 +39,7 @@ function specInput(id: string, overrides: Partial<ToolboxContainersInput<string>
     publishAddress: "0.0.0.0",
     publishPort: BACKEND_PORT,
     fixedSubnets: true,
+    dockerSocketGid: 2375,
     dtmaMemoryMb: 160,
     backendMemoryMb: 192,
     toolCaps: { memoryMb: 256, cpus: 1, pids: 256 },
@@ -54,6 +55,8 @@ describe("container specs (pure)", function () {
         assert.deepEqual(specs.dtma.ports, []);
         assert.ok(specs.dtma.mounts.some((m) => m.hostPath === DOCKER_SOCKET));
         assert.deepEqual(specs.backend.mounts, []);
+        assert.deepEqual(specs.dtma.groupAdd, ["2375"], "the DTMA joins the socket's group");
+        assert.deepEqual(specs.backend.groupAdd, []);
         for (const spec of [specs.dtma, specs.backend]) {
           const plain = Object.values(spec.env).join(" ");
           for (const token of ["t-dtma", "t-prev", "t-api", "t-gw"])
