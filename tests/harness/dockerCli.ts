@@ -1,0 +1,106 @@
+/**
+ * The local end-to-end harness: runs the pure container specs on a real Docker daemon with the
+ * `docker` CLI, flag for flag what `ToolboxContainers` declares through the Pulumi provider.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ContainerSpec, NetworkSpec } from "../../components/containerSpecs";
+
+export function docker(args: string[]): string {
+  return execFileSync("docker", args, {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  }).trim();
+}
+
+export function createNetwork(net: NetworkSpec): void {
+  const labels = Object.entries(net.labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]);
+  docker([
+    "network",
+    "create",
+    "--driver",
+    "bridge",
+    ...labels,
+    ...(net.subnet ? ["--subnet", net.subnet] : []),
+    net.name,
+  ]);
+}
+
+/** `docker create` arguments for a spec; secrets come from `envFile`, never argv. */
+export function createArgs(spec: ContainerSpec<string>, envFile: string): string[] {
+  const [first] = spec.networks;
+  const args = [
+    "create",
+    "--name",
+    spec.name,
+    "--restart",
+    spec.restart,
+    "--init",
+    "--memory",
+    `${spec.memoryMb}m`,
+    "--memory-swap",
+    `${spec.memoryMb}m`,
+    "--log-driver",
+    "json-file",
+    ...Object.entries(spec.logOpts).flatMap(([k, v]) => ["--log-opt", `${k}=${v}`]),
+    ...spec.capDrop.flatMap((c) => ["--cap-drop", c]),
+    ...spec.securityOpts.flatMap((o) => ["--security-opt", o]),
+    ...spec.groupAdd.flatMap((g) => ["--group-add", g]),
+    ...(spec.readOnlyRootfs ? ["--read-only"] : []),
+    ...Object.entries(spec.tmpfs).flatMap(([path, opts]) => ["--tmpfs", `${path}:${opts}`]),
+    ...Object.entries(spec.labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]),
+    ...Object.entries(spec.env).flatMap(([k, v]) => ["--env", `${k}=${v}`]),
+    ...spec.mounts.flatMap((m) => [
+      "--volume",
+      `${m.hostPath}:${m.containerPath}${m.readOnly ? ":ro" : ""}`,
+    ]),
+    ...spec.ports.flatMap((p) => ["--publish", `${p.ip}:${p.external}:${p.internal}`]),
+    // The CLI takes the probe in shell form; the argv is the spec's exec form, quoted.
+    "--health-cmd",
+    spec.healthcheck.test
+      .slice(1)
+      .map((a) => JSON.stringify(a))
+      .join(" "),
+    // Probed every second here so the test need not wait the production interval.
+    "--health-interval",
+    "1s",
+    "--health-timeout",
+    spec.healthcheck.timeout,
+    "--health-retries",
+    String(spec.healthcheck.retries),
+    "--health-start-period",
+    spec.healthcheck.startPeriod,
+    ...(first
+      ? ["--network", first.name, ...first.aliases.flatMap((a) => ["--network-alias", a])]
+      : []),
+    "--env-file",
+    envFile,
+    spec.image,
+  ];
+  // Further networks are connected before start (runSpec): `create` takes one.
+  return args;
+}
+
+export function runSpec(spec: ContainerSpec<string>): void {
+  const dir = mkdtempSync(join(tmpdir(), "harness-env-"));
+  try {
+    const envFile = join(dir, "env");
+    const lines = Object.entries(spec.secretEnv).map(([k, v]) => `${k}=${v}\n`);
+    writeFileSync(envFile, lines.join(""), { mode: 0o600 });
+    docker(createArgs(spec, envFile));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const net of spec.networks.slice(1)) {
+    docker([
+      "network",
+      "connect",
+      ...net.aliases.flatMap((a) => ["--alias", a]),
+      net.name,
+      spec.name,
+    ]);
+  }
+  docker(["start", spec.name]);
+}
