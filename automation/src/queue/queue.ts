@@ -39,6 +39,8 @@ export async function startQueue(
   const boss = new PgBoss({
     connectionString: opts.connectionString,
     superviseIntervalSeconds: opts.superviseIntervalSeconds,
+    // Lost jobs (missed heartbeats) are found by the monitor pass.
+    monitorIntervalSeconds: opts.superviseIntervalSeconds,
     schedule: opts.schedule,
     useListenNotify: true,
     max: 10,

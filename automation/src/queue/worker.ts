@@ -35,6 +35,8 @@ export async function startWorker(deps: WorkerDeps): Promise<void> {
       localConcurrency: deps.concurrency,
       batchSize: 1,
       pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
+      // NOTIFY wakes workers for new jobs only; retries become due silently, so keep polling.
+      notifyPollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
     },
     async ([job]) => {
       if (job) await runOperation(deps, job.data.operationId, job.retryCount, deps.retryLimit);
