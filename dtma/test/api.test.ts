@@ -1,7 +1,18 @@
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-explicit-any -- tests read the JSON of Docker and of the API loosely */
 import assert from "node:assert/strict";
 import { DtmaError } from "../src/client";
 import type { Running } from "./helpers";
-import { BUSYBOX, TOKEN, TOKEN_B, api, cleanup, httpTool, requireImages, sleepTool, startDtma } from "./helpers";
+import {
+  BUSYBOX,
+  TOKEN,
+  TOKEN_B,
+  api,
+  cleanup,
+  httpTool,
+  requireImages,
+  sleepTool,
+  startDtma,
+} from "./helpers";
 
 describe("DTMA API (in-process, real Docker)", function () {
   this.timeout(120_000);
@@ -26,9 +37,18 @@ describe("DTMA API (in-process, real Docker)", function () {
 
   it("every other route refuses a missing, malformed or wrong token, and counts it", async () => {
     const routes: [string, string][] = [
-      ["GET", "/status"], ["GET", "/metrics"], ["GET", "/tools"], ["PUT", "/tools/x"], ["GET", "/tools/x"],
-      ["DELETE", "/tools/x"], ["POST", "/tools/x/start"], ["POST", "/tools/x/stop"], ["POST", "/tools/x/restart"],
-      ["GET", "/tools/x/logs"], ["GET", "/tools/x/wait"], ["GET", "/no-such-route"],
+      ["GET", "/status"],
+      ["GET", "/metrics"],
+      ["GET", "/tools"],
+      ["PUT", "/tools/x"],
+      ["GET", "/tools/x"],
+      ["DELETE", "/tools/x"],
+      ["POST", "/tools/x/start"],
+      ["POST", "/tools/x/stop"],
+      ["POST", "/tools/x/restart"],
+      ["GET", "/tools/x/logs"],
+      ["GET", "/tools/x/wait"],
+      ["GET", "/no-such-route"],
     ];
     for (const [method, path] of routes) {
       const none = await api(dtma.url, null)(method, path);
@@ -40,19 +60,37 @@ describe("DTMA API (in-process, real Docker)", function () {
       assert.equal(malformed.status, 401, `${method} ${path} with a malformed header`);
     }
     const metrics = await call("GET", "/metrics");
-    assert.match(metrics.text, new RegExp(`dtma_auth_failures_total\\{reason="missing"\\} ${routes.length}`));
-    assert.match(metrics.text, new RegExp(`dtma_auth_failures_total\\{reason="invalid"\\} ${routes.length}`));
-    assert.match(metrics.text, new RegExp(`dtma_auth_failures_total\\{reason="malformed"\\} ${routes.length}`));
+    assert.match(
+      metrics.text,
+      new RegExp(`dtma_auth_failures_total\\{reason="missing"\\} ${routes.length}`),
+    );
+    assert.match(
+      metrics.text,
+      new RegExp(`dtma_auth_failures_total\\{reason="invalid"\\} ${routes.length}`),
+    );
+    assert.match(
+      metrics.text,
+      new RegExp(`dtma_auth_failures_total\\{reason="malformed"\\} ${routes.length}`),
+    );
   });
 
   it("PUT deploys (201), the same spec again changes nothing (200), GET shows it", async () => {
-    const first = await call("PUT", "/tools/web", httpTool({ account_tool_instance_id: "ati-web" }));
+    const first = await call(
+      "PUT",
+      "/tools/web",
+      httpTool({ account_tool_instance_id: "ati-web" }),
+    );
     assert.equal(first.status, 201, first.text);
-    for (const field of ["name", "image", "state", "health", "account_tool_instance_id"]) assert.ok(field in first.json, field);
+    for (const field of ["name", "image", "state", "health", "account_tool_instance_id"])
+      assert.ok(field in first.json, field);
     assert.equal(first.json.state, "running");
     assert.equal(first.json.changed, true);
     assert.equal(first.json.endpoint, "http://web:8080/");
-    const again = await call("PUT", "/tools/web", httpTool({ account_tool_instance_id: "ati-web" }));
+    const again = await call(
+      "PUT",
+      "/tools/web",
+      httpTool({ account_tool_instance_id: "ati-web" }),
+    );
     assert.equal(again.status, 200);
     assert.equal(again.json.changed, false);
     assert.equal(again.json.container_id, first.json.container_id);
@@ -60,12 +98,19 @@ describe("DTMA API (in-process, real Docker)", function () {
     assert.equal(got.account_tool_instance_id, "ati-web");
     assert.equal(got.image, BUSYBOX);
     const list = await dtma.client.listTools();
-    assert.deepEqual(list.map((t) => t.name), ["web"]);
+    assert.deepEqual(
+      list.map((t) => t.name),
+      ["web"],
+    );
   });
 
   it("a changed spec replaces the container; a spec that cannot start keeps the old one", async () => {
     const before = await dtma.client.getTool("web");
-    const updated = await call("PUT", "/tools/web", httpTool({ account_tool_instance_id: "ati-web", env: { MODE: "2" } }));
+    const updated = await call(
+      "PUT",
+      "/tools/web",
+      httpTool({ account_tool_instance_id: "ati-web", env: { MODE: "2" } }),
+    );
     assert.equal(updated.status, 200, updated.text);
     assert.equal(updated.json.changed, true);
     assert.notEqual(updated.json.container_id, before.container_id);
@@ -99,7 +144,10 @@ describe("DTMA API (in-process, real Docker)", function () {
   it("GET /metrics is Prometheus text", async () => {
     const text = await dtma.client.metrics();
     assert.match(text, /# TYPE dtma_http_requests_total counter/);
-    assert.match(text, /dtma_http_request_duration_seconds_bucket\{route="\/tools\/:name",le="\+Inf"\} \d+/);
+    assert.match(
+      text,
+      /dtma_http_request_duration_seconds_bucket\{route="\/tools\/:name",le="\+Inf"\} \d+/,
+    );
     assert.match(text, /dtma_tools\{state="running"\} 1/);
     assert.match(text, /process_resident_memory_bytes \d+/);
   });
@@ -119,7 +167,11 @@ describe("DTMA API (in-process, real Docker)", function () {
   it("GET logs demultiplexes stdout and stderr and honours tail", async () => {
     const spec = sleepTool({
       // Pauses keep the order deterministic: the daemon reads the two pipes concurrently.
-      command: ["sh", "-c", "echo out-1; sleep 0.3; echo err-1 >&2; sleep 0.3; echo out-2; sleep 3600"],
+      command: [
+        "sh",
+        "-c",
+        "echo out-1; sleep 0.3; echo err-1 >&2; sleep 0.3; echo out-2; sleep 3600",
+      ],
     });
     assert.equal((await call("PUT", "/tools/talker", spec)).status, 201);
     let logs = await dtma.client.toolLogs("talker");
@@ -162,7 +214,10 @@ describe("DTMA API (in-process, real Docker)", function () {
     assert.equal((await call("DELETE", "/tools/talker")).status, 404);
     assert.equal((await call("POST", "/tools/talker/stop")).status, 404);
     assert.equal((await dtma.client.waitForTool("talker", "removed", 1)).reached, true);
-    await assert.rejects(dtma.client.getTool("talker"), (e: unknown) => e instanceof DtmaError && e.status === 404);
+    await assert.rejects(
+      dtma.client.getTool("talker"),
+      (e: unknown) => e instanceof DtmaError && e.status === 404,
+    );
   });
 
   it("refuses attempts to loosen the sandbox with 400 naming the field", async () => {
@@ -177,7 +232,10 @@ describe("DTMA API (in-process, real Docker)", function () {
       [sleepTool({ resources: { memory_mb: 100_000 } }), "resources.memory_mb"],
       [sleepTool({ resources: { cpus: 8 } }), "resources.cpus"],
       [sleepTool({ resources: { pids: 1_000_000 } }), "resources.pids"],
-      [sleepTool({ transport: { type: "http", port: 8080, host_port: 80 } }), "transport.host_port"],
+      [
+        sleepTool({ transport: { type: "http", port: 8080, host_port: 80 } }),
+        "transport.host_port",
+      ],
     ];
     for (const [body, field] of attempts) {
       const res = await call("PUT", "/tools/sneaky", body);
@@ -198,7 +256,10 @@ describe("DTMA API (in-process, real Docker)", function () {
 
   it("bodies: not JSON 400, wrong content type 415, too large 413, unknown route 404, wrong method 405", async () => {
     assert.equal((await call("PUT", "/tools/b", "{not json")).status, 400);
-    assert.equal((await call("PUT", "/tools/b", "{}", { "content-type": "text/plain" })).status, 415);
+    assert.equal(
+      (await call("PUT", "/tools/b", "{}", { "content-type": "text/plain" })).status,
+      415,
+    );
     const big = sleepTool({ env: { BIG: "x".repeat(200_000) } });
     assert.equal((await call("PUT", "/tools/b", big)).status, 413);
     assert.equal((await call("GET", "/nope")).status, 404);
@@ -206,7 +267,11 @@ describe("DTMA API (in-process, real Docker)", function () {
   });
 
   it("a secret is never in labels, logs or answers", async () => {
-    const res = await call("PUT", "/tools/secretive", sleepTool({ secrets: { API_KEY: "sk-live-VERY-SECRET" } }));
+    const res = await call(
+      "PUT",
+      "/tools/secretive",
+      sleepTool({ secrets: { API_KEY: "sk-live-VERY-SECRET" } }),
+    );
     assert.equal(res.status, 201, res.text);
     assert.ok(!res.text.includes("VERY-SECRET"));
     const c = await (await import("./helpers")).inspect(res.json.container_id);

@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import { ConfigError, loadConfig } from "../src/config";
 
 const TOKEN = "t".repeat(43);
-const base = { DTMA_BEARER_TOKEN: TOKEN, AGENTOPIA_API_BASE_URL: "https://api.example.test/functions/v1/" };
+const base = {
+  DTMA_BEARER_TOKEN: TOKEN,
+  AGENTOPIA_API_BASE_URL: "https://api.example.test/functions/v1/",
+};
 
 describe("config", () => {
   it("applies the documented defaults", () => {
@@ -18,15 +21,27 @@ describe("config", () => {
   });
 
   it("treats an empty previous token as none and accepts a real one", () => {
-    assert.equal(loadConfig({ ...base, DTMA_BEARER_TOKEN_PREVIOUS: "" }).tokens.previous, undefined);
-    assert.equal(loadConfig({ ...base, DTMA_BEARER_TOKEN_PREVIOUS: "p".repeat(40) }).tokens.previous, "p".repeat(40));
+    assert.equal(
+      loadConfig({ ...base, DTMA_BEARER_TOKEN_PREVIOUS: "" }).tokens.previous,
+      undefined,
+    );
+    assert.equal(
+      loadConfig({ ...base, DTMA_BEARER_TOKEN_PREVIOUS: "p".repeat(40) }).tokens.previous,
+      "p".repeat(40),
+    );
   });
 
   const bad: [Record<string, string>, RegExp][] = [
-    [{ AGENTOPIA_API_BASE_URL: base.AGENTOPIA_API_BASE_URL }, /^invalid configuration: DTMA_BEARER_TOKEN is required$/],
+    [
+      { AGENTOPIA_API_BASE_URL: base.AGENTOPIA_API_BASE_URL },
+      /^invalid configuration: DTMA_BEARER_TOKEN is required$/,
+    ],
     [{ DTMA_BEARER_TOKEN: TOKEN }, /^invalid configuration: AGENTOPIA_API_BASE_URL is required$/],
     [{ ...base, DTMA_BEARER_TOKEN: "short" }, /DTMA_BEARER_TOKEN must be at least 32/],
-    [{ ...base, AGENTOPIA_API_BASE_URL: "ftp://x" }, /AGENTOPIA_API_BASE_URL must be an http\(s\) URL/],
+    [
+      { ...base, AGENTOPIA_API_BASE_URL: "ftp://x" },
+      /AGENTOPIA_API_BASE_URL must be an http\(s\) URL/,
+    ],
     [{ ...base, PORT: "70000" }, /^invalid configuration: PORT /],
     [{ ...base, PORT: "3e4" }, /PORT must be a whole number/],
     [{ ...base, DTMA_MAX_TOOL_MEMORY_MB: "-1" }, /DTMA_MAX_TOOL_MEMORY_MB/],
@@ -39,13 +54,17 @@ describe("config", () => {
     it(`stops with one clear line: ${pattern.source}`, () => {
       assert.throws(
         () => loadConfig(env),
-        (err: unknown) => err instanceof ConfigError && pattern.test(err.message) && !err.message.includes("\n"),
+        (err: unknown) =>
+          err instanceof ConfigError && pattern.test(err.message) && !err.message.includes("\n"),
       );
     });
   }
 
   it("never echoes a token in its error", () => {
     const secret = "s3cret token with spaces that is long enough";
-    assert.throws(() => loadConfig({ ...base, DTMA_BEARER_TOKEN: secret }), (err: Error) => !err.message.includes(secret));
+    assert.throws(
+      () => loadConfig({ ...base, DTMA_BEARER_TOKEN: secret }),
+      (err: Error) => !err.message.includes(secret),
+    );
   });
 });

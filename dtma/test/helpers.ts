@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-explicit-any -- tests read the JSON of Docker and of the API loosely */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
@@ -48,10 +49,20 @@ export async function startDtma(
   extra: Partial<Parameters<typeof createApp>[0]> = {},
 ): Promise<Running> {
   const config = testConfig(overrides);
-  const app = createApp({ config, log: createLogger(config.logLevel), version: "0.0.0-test", ...extra });
+  const app = createApp({
+    config,
+    log: createLogger(config.logLevel),
+    version: "0.0.0-test",
+    ...extra,
+  });
   const port = await app.start();
   const url = `http://127.0.0.1:${port}`;
-  return { app, url, client: new DtmaClient({ baseUrl: url, token: config.tokens.current }), stop: () => app.stop() };
+  return {
+    app,
+    url,
+    client: new DtmaClient({ baseUrl: url, token: config.tokens.current }),
+    stop: () => app.stop(),
+  };
 }
 
 export async function imageExists(image: string): Promise<boolean> {
@@ -76,25 +87,34 @@ export function requireImages(ctx: Mocha.Context, ...images: string[]): Promise<
 }
 
 export async function scopeContainers(): Promise<string[]> {
-  const { stdout } = await exec("docker", ["ps", "-aq", "--filter", `label=agentopia.dtma-scope=${SCOPE}`]);
+  const { stdout } = await exec("docker", [
+    "ps",
+    "-aq",
+    "--filter",
+    `label=agentopia.dtma-scope=${SCOPE}`,
+  ]);
   return stdout.split("\n").filter(Boolean);
 }
 
-/** Removes every container this run created, and its network. */
+/** Removes every container this run created (test/hooks.test.ts removes the network). */
 export async function cleanup(): Promise<void> {
   const ids = await scopeContainers();
   if (ids.length) await exec("docker", ["rm", "-f", ...ids]);
-  await exec("docker", ["network", "rm", NETWORK]).catch(() => undefined);
 }
 
 export async function inspect(id: string): Promise<Record<string, any>> {
   const { stdout } = await exec("docker", ["inspect", id]);
-  return (JSON.parse(stdout) as Record<string, any>[])[0]!;
+  return (JSON.parse(stdout) as Record<string, any>[])[0];
 }
 
 /** A fetch helper; `token` null sends no Authorization header. */
 export function api(url: string, token: string | null = TOKEN) {
-  return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+  return async (
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
     const res = await fetch(url + path, {
       method,
       headers: {
@@ -102,7 +122,9 @@ export function api(url: string, token: string | null = TOKEN) {
         ...(body === undefined ? {} : { "content-type": "application/json" }),
         ...headers,
       },
-      ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+      ...(body === undefined
+        ? {}
+        : { body: typeof body === "string" ? body : JSON.stringify(body) }),
     });
     const text = await res.text();
     let json: any;
