@@ -153,6 +153,7 @@ export class AccountToolbox extends pulumi.ComponentResource {
       publishPort:
         target === "local" ? (args.localBackendPort ?? D.localBackendPort) : BACKEND_PORT,
       fixedSubnets: target === "digitalocean",
+      reachHost: target === "local",
       dockerSocketGid:
         target === "digitalocean"
           ? DOCKER_GROUP_GID

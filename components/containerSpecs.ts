@@ -54,6 +54,8 @@ export interface ContainerSpec<S> {
   memoryMb: number;
   /** Supplementary groups by GID (the DTMA runs as a non-root user in the socket's group). */
   groupAdd: string[];
+  /** Extra /etc/hosts entries (`host-gateway` is Docker's name for the host). */
+  extraHosts: Record<string, string>;
   restart: "unless-stopped";
   init: true;
   readOnlyRootfs: boolean;
@@ -82,6 +84,11 @@ export interface ToolboxContainersInput<S> {
   publishPort: number;
   /** Fixed subnets on droplets (the host firewall names them); Docker's choice locally. */
   fixedSubnets: boolean;
+  /**
+   * Let the DTMA reach the host as `host.docker.internal` (locally, where the control plane it
+   * heartbeats to runs on the host). Never on droplets: containers must not reach the host.
+   */
+  reachHost: boolean;
   /** GID owning the Docker socket on the host: fixed by cloud-init on droplets. */
   dockerSocketGid: number;
   dtmaMemoryMb: number;
@@ -163,6 +170,7 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
     healthcheck: httpHealthcheck(DTMA_PORT),
     memoryMb: input.dtmaMemoryMb,
     groupAdd: [String(input.dockerSocketGid)],
+    extraHosts: input.reachHost ? { "host.docker.internal": "host-gateway" } : {},
     ...hardening,
     labels: { ...common, [LABEL_ROLE]: "dtma" },
   };
@@ -190,6 +198,7 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
     healthcheck: httpHealthcheck(BACKEND_PORT),
     memoryMb: input.backendMemoryMb,
     groupAdd: [],
+    extraHosts: {},
     ...hardening,
     labels: { ...common, [LABEL_ROLE]: "backend" },
   };

@@ -81,6 +81,7 @@ export class ToolboxContainers extends pulumi.ComponentResource {
           memory: spec.memoryMb,
           memorySwap: spec.memoryMb,
           groupAdds: spec.groupAdd,
+          hosts: Object.entries(spec.extraHosts).map(([host, ip]) => ({ host, ip })),
           restart: spec.restart,
           init: spec.init,
           readOnly: spec.readOnlyRootfs,

@@ -39,6 +39,7 @@ function specInput(id: string, overrides: Partial<ToolboxContainersInput<string>
     publishAddress: "0.0.0.0",
     publishPort: BACKEND_PORT,
     fixedSubnets: true,
+    reachHost: false,
     dockerSocketGid: 2375,
     dtmaMemoryMb: 160,
     backendMemoryMb: 192,
@@ -57,6 +58,11 @@ describe("container specs (pure)", function () {
         assert.deepEqual(specs.backend.mounts, []);
         assert.deepEqual(specs.dtma.groupAdd, ["2375"], "the DTMA joins the socket's group");
         assert.deepEqual(specs.backend.groupAdd, []);
+        assert.deepEqual(
+          specs.dtma.extraHosts,
+          {},
+          "on a droplet no container is pointed at the host",
+        );
         for (const spec of [specs.dtma, specs.backend]) {
           const plain = Object.values(spec.env).join(" ");
           for (const token of ["t-dtma", "t-prev", "t-api", "t-gw"])

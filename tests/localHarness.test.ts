@@ -33,6 +33,7 @@ describe("local end-to-end harness: container specs on a real Docker daemon", fu
     publishAddress: "127.0.0.1",
     publishPort: 0,
     fixedSubnets: false,
+    reachHost: true,
     dockerSocketGid: existsSync(DOCKER_SOCKET) ? statSync(DOCKER_SOCKET).gid : 0,
     dtmaMemoryMb: 160,
     backendMemoryMb: 192,

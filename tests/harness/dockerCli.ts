@@ -48,6 +48,7 @@ export function createArgs(spec: ContainerSpec<string>, envFile: string): string
     ...spec.capDrop.flatMap((c) => ["--cap-drop", c]),
     ...spec.securityOpts.flatMap((o) => ["--security-opt", o]),
     ...spec.groupAdd.flatMap((g) => ["--group-add", g]),
+    ...Object.entries(spec.extraHosts).flatMap(([host, ip]) => ["--add-host", `${host}:${ip}`]),
     ...(spec.readOnlyRootfs ? ["--read-only"] : []),
     ...Object.entries(spec.tmpfs).flatMap(([path, opts]) => ["--tmpfs", `${path}:${opts}`]),
     ...Object.entries(spec.labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]),
