@@ -239,7 +239,7 @@ describe("operator program under mocks", function () {
     assert.deepEqual(byRole(local, "dtma").inputs.hosts, [
       { host: "host.docker.internal", ip: "host-gateway" },
     ]);
-    assert.deepEqual(byRole(stacks.dev!, "dtma").inputs.hosts, []);
+    assert.deepEqual(byRole(stacks.dev, "dtma").inputs.hosts, []);
     const backend = byRole(local, "backend");
     assert.deepEqual(backend.inputs.ports, [
       { internal: BACKEND_PORT, external: 3000, ip: "127.0.0.1" },
