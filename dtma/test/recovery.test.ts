@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-explicit-any -- tests read the JSON of Docker and of the API loosely */
+/* eslint-disable @typescript-eslint/no-unsafe-member-access -- tests read the JSON of Docker and of the API loosely */
 import assert from "node:assert/strict";
 import { BUSYBOX, api, cleanup, httpTool, requireImages, sleepTool, startDtma } from "./helpers";
 
