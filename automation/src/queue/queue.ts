@@ -41,6 +41,8 @@ export async function startQueue(
     superviseIntervalSeconds: opts.superviseIntervalSeconds,
     // Lost jobs (missed heartbeats) are found by the monitor pass.
     monitorIntervalSeconds: opts.superviseIntervalSeconds,
+    // The ready count that switches workers into burst mode comes from this cache.
+    queueCacheIntervalSeconds: opts.superviseIntervalSeconds,
     schedule: opts.schedule,
     useListenNotify: true,
     max: 10,

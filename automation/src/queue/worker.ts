@@ -37,6 +37,8 @@ export async function startWorker(deps: WorkerDeps): Promise<void> {
       pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
       // NOTIFY wakes workers for new jobs only; retries become due silently, so keep polling.
       notifyPollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
+      // With a backlog, a freed slot fetches the next job at once instead of waiting a poll.
+      burstWhenReadyExceeds: 1,
     },
     async ([job]) => {
       if (job) await runOperation(deps, job.data.operationId, job.retryCount, deps.retryLimit);

@@ -1,0 +1,144 @@
+/**
+ * Throughput of the queue around a test engine of fixed latency (the test engine is the only
+ * fake; Postgres, pg-boss and the HTTP app are real). 200 accounts each make 5 requests in turn
+ * (provision, refresh, deprovision, provision, refresh), the next once the previous finished:
+ * 1,000 operations. Prints the makespan against the ideal for the configured concurrency.
+ *   BENCH_LATENCY_MS (default 200), BENCH_CONCURRENCY (default 20), BENCH_ACCOUNTS (default 200)
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import pino from "pino";
+import { startEmbeddedPostgres } from "../src/db/embedded";
+import { TestEngine } from "../src/engine/testEngine";
+import { startService } from "../src/service";
+
+const latencyMs = Number(process.env.BENCH_LATENCY_MS ?? 200);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
+const accounts = Number(process.env.BENCH_ACCOUNTS ?? 200);
+const steps = ["provision", "refresh", "deprovision", "provision", "refresh"] as const;
+const token = randomBytes(24).toString("hex");
+const headers = { authorization: `Bearer ${token}` };
+
+async function main() {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "automation-bench-"));
+  await chmod(dir, 0o755);
+  const pg = await startEmbeddedPostgres({
+    dir: path.join(dir, "pg"),
+    persistent: false,
+    password: "bench",
+  });
+  const svc = await startService({
+    databaseUrl: pg.url,
+    engine: new TestEngine({ latencyMs, eventsPerOperation: 4 }),
+    log: pino({ level: "error" }),
+    serviceToken: token,
+    tokenEncryptionKey: randomBytes(32),
+    stackSettings: {
+      target: "local",
+      publicBaseUrl: "http://127.0.0.1:8080",
+      controlPlaneCidrs: [],
+    },
+    heartbeatTimeoutSeconds: 180,
+    workerConcurrency: concurrency,
+    queue: { retryLimit: 0, schedule: false, superviseIntervalSeconds: 1 },
+    pollingIntervalSeconds: 0.5,
+    httpLogs: false,
+  });
+  const rssBefore = process.memoryUsage().rss;
+  let rssPeak = rssBefore;
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 200);
+
+  const request = async (account: string, step: (typeof steps)[number]) => {
+    const res =
+      step === "provision"
+        ? await svc.app.inject({
+            method: "POST",
+            url: "/v1/toolboxes",
+            headers,
+            payload: { account_id: account },
+          })
+        : await svc.app.inject({
+            method: step === "refresh" ? "POST" : "DELETE",
+            url:
+              step === "refresh" ? `/v1/toolboxes/${account}/refresh` : `/v1/toolboxes/${account}`,
+            headers,
+          });
+    const opId = res.json<{ operation?: { id: string } }>().operation?.id;
+    if (res.statusCode !== 202 || !opId) throw new Error(`${step}: ${res.statusCode} ${res.body}`);
+    await finished(opId);
+  };
+
+  // One watcher for all clients, so 200 waiting clients do not poll the API and starve the workers.
+  const waiters = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
+  const finished = (id: string) =>
+    new Promise<void>((resolve, reject) => waiters.set(id, { resolve, reject }));
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      if (waiters.size > 0) {
+        const { rows } = await svc.pool.query<{ id: string; status: string }>(
+          "select id, status from toolbox_operations where id = any($1) and status in ('succeeded', 'failed')",
+          [[...waiters.keys()]],
+        );
+        for (const r of rows) {
+          const w = waiters.get(r.id)!;
+          waiters.delete(r.id);
+          if (r.status === "succeeded") w.resolve();
+          else w.reject(new Error(`operation ${r.id} failed`));
+        }
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+
+  const started = Date.now();
+  await Promise.all(
+    Array.from({ length: accounts }, async () => {
+      const account = randomUUID();
+      for (const step of steps) await request(account, step);
+    }),
+  );
+  const makespan = (Date.now() - started) / 1000;
+  clearInterval(sampler);
+  watching = false;
+  await watcher;
+
+  const ops = accounts * steps.length;
+  const ideal = Math.max(
+    (Math.ceil(ops / concurrency) * latencyMs) / 1000,
+    (steps.length * latencyMs) / 1000,
+  );
+  const { rows } = await svc.pool.query<{ wait: number; run: number }>(
+    `select avg(extract(epoch from started_at - created_at)) * 1000 as wait,
+            avg(extract(epoch from finished_at - started_at)) * 1000 as run from toolbox_operations`,
+  );
+  const overheadMs = ((makespan * concurrency) / ops) * 1000 - latencyMs;
+  console.log(`operations           ${ops} (${accounts} accounts × ${steps.length} requests)`);
+  console.log(`engine latency       ${latencyMs} ms, worker concurrency ${concurrency}`);
+  console.log(`makespan             ${makespan.toFixed(2)} s`);
+  console.log(`ideal                ${ideal.toFixed(2)} s`);
+  console.log(`makespan / ideal     ${(makespan / ideal).toFixed(3)}× (target ≤ 1.05×)`);
+  console.log(
+    `queue overhead/op    ${overheadMs.toFixed(1)} ms of slot time beyond the engine's latency`,
+  );
+  console.log(
+    `mean queued → start  ${Number(rows[0]?.wait).toFixed(0)} ms (includes waiting for a free slot)`,
+  );
+  console.log(
+    `mean start → finish  ${Number(rows[0]?.run).toFixed(0)} ms (engine ${latencyMs} ms + bookkeeping)`,
+  );
+  console.log(
+    `RSS                  ${(rssBefore / 2 ** 20).toFixed(0)} MB before, ${(rssPeak / 2 ** 20).toFixed(0)} MB peak`,
+  );
+
+  await svc.stop();
+  await pg.stop();
+  await rm(dir, { recursive: true, force: true });
+}
+
+main().catch((err: Error) => {
+  console.error(err);
+  process.exit(1);
+});
