@@ -11,7 +11,6 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { existsSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
@@ -19,8 +18,7 @@ import pino from "pino";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../automation/src/db/embedded";
 import { TestEngine } from "../automation/src/engine/testEngine";
 import { startService, type RunningService } from "../automation/src/service";
-import { DOCKER_SOCKET, toolboxContainers } from "../components/containerSpecs";
-import { createNetwork, docker, runSpec } from "./harness/dockerCli";
+import { createNetwork, docker, localSpecs, runSpec } from "./harness/dockerCli";
 
 const SERVICE_TOKEN = randomBytes(32).toString("hex");
 const auth = { authorization: `Bearer ${SERVICE_TOKEN}` };
@@ -122,26 +120,7 @@ describe("heartbeat contract: spec + DTMA image + automation service", function 
     assert.equal(forged.statusCode, 401);
     assert.equal((await view()).status, "awaiting_heartbeat");
 
-    const specs = toolboxContainers({
-      accountId: `contract-${accountId.slice(0, 8)}`,
-      dtmaImage: "agentopia/dtma:dev",
-      backendImage: "agentopia/backend:local",
-      agentopiaApiBaseUrl: `${base}/v1`,
-      tokens: {
-        dtma: tokens.dtma_token,
-        dtmaPrevious: "",
-        backendApi: "unused",
-        agentGateway: "unused",
-      },
-      publishAddress: "127.0.0.1",
-      publishPort: 0,
-      fixedSubnets: false,
-      reachHost: true,
-      dockerSocketGid: existsSync(DOCKER_SOCKET) ? statSync(DOCKER_SOCKET).gid : 0,
-      dtmaMemoryMb: 160,
-      backendMemoryMb: 192,
-      toolCaps: { memoryMb: 64, cpus: 0.5, pids: 64 },
-    });
+    const specs = localSpecs(`contract-${accountId.slice(0, 8)}`, tokens.dtma_token, `${base}/v1`);
     for (const net of specs.networks) {
       createNetwork(net);
       cleanup.push(["network", "rm", net.name]);

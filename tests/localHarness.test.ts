@@ -4,11 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, statSync } from "node:fs";
-import { DOCKER_SOCKET, DTMA_PORT, toolboxContainers } from "../components/containerSpecs";
-import { createNetwork, docker, runSpec } from "./harness/dockerCli";
+import { DTMA_PORT } from "../components/containerSpecs";
+import { createNetwork, docker, DTMA_TEST_IMAGE, localSpecs, runSpec } from "./harness/dockerCli";
 
-const DTMA_IMAGE = "agentopia/dtma:dev";
 const TOOL_IMAGE = "agentopia-test/busybox:latest";
 
 function imagePresent(image: string): boolean {
@@ -24,21 +22,7 @@ describe("local end-to-end harness: container specs on a real Docker daemon", fu
   this.timeout(120_000);
   const accountId = `harness-${randomBytes(3).toString("hex")}`;
   const token = randomBytes(32).toString("hex");
-  const specs = toolboxContainers({
-    accountId,
-    dtmaImage: DTMA_IMAGE,
-    backendImage: "agentopia/backend:local",
-    agentopiaApiBaseUrl: "http://127.0.0.1:9/v1",
-    tokens: { dtma: token, dtmaPrevious: "", backendApi: "unused", agentGateway: "unused" },
-    publishAddress: "127.0.0.1",
-    publishPort: 0,
-    fixedSubnets: false,
-    reachHost: true,
-    dockerSocketGid: existsSync(DOCKER_SOCKET) ? statSync(DOCKER_SOCKET).gid : 0,
-    dtmaMemoryMb: 160,
-    backendMemoryMb: 192,
-    toolCaps: { memoryMb: 64, cpus: 0.5, pids: 64 },
-  });
+  const specs = localSpecs(accountId, token, "http://127.0.0.1:9/v1");
   /**
    * One HTTP/1.0 GET from a throw-away container on `net` (busybox's static `wget` crashes on
    * name lookups here; `nc` does not). Returns the status code and body.
@@ -62,7 +46,7 @@ describe("local end-to-end harness: container specs on a real Docker daemon", fu
 
   before(function () {
     // scripts/run.sh builds both images before the tests; without them this suite cannot say anything.
-    for (const image of [DTMA_IMAGE, TOOL_IMAGE]) {
+    for (const image of [DTMA_TEST_IMAGE, TOOL_IMAGE]) {
       assert.ok(imagePresent(image), `${image} is missing: run bash scripts/build-test-images.sh`);
     }
     for (const net of specs.networks) createNetwork(net);

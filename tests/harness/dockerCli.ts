@@ -6,7 +6,42 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ContainerSpec, NetworkSpec } from "../../components/containerSpecs";
+import { existsSync, statSync } from "node:fs";
+import {
+  DOCKER_SOCKET,
+  toolboxContainers,
+  type ContainerSpec,
+  type NetworkSpec,
+  type ToolboxContainers,
+} from "../../components/containerSpecs";
+
+export const DTMA_TEST_IMAGE = "agentopia/dtma:dev";
+
+/**
+ * The specs as the local target declares them (Docker-chosen subnets, the host reachable as
+ * host.docker.internal, the socket's own group), with the DTMA image the tests build.
+ */
+export function localSpecs(
+  accountId: string,
+  dtmaToken: string,
+  agentopiaApiBaseUrl: string,
+): ToolboxContainers<string> {
+  return toolboxContainers({
+    accountId,
+    dtmaImage: DTMA_TEST_IMAGE,
+    backendImage: "agentopia/backend:local",
+    agentopiaApiBaseUrl,
+    tokens: { dtma: dtmaToken, dtmaPrevious: "", backendApi: "unused", agentGateway: "unused" },
+    publishAddress: "127.0.0.1",
+    publishPort: 0,
+    fixedSubnets: false,
+    reachHost: true,
+    dockerSocketGid: existsSync(DOCKER_SOCKET) ? statSync(DOCKER_SOCKET).gid : 0,
+    dtmaMemoryMb: 160,
+    backendMemoryMb: 192,
+    toolCaps: { memoryMb: 64, cpus: 0.5, pids: 64 },
+  });
+}
 
 export function docker(args: string[]): string {
   return execFileSync("docker", args, {
