@@ -1,10 +1,12 @@
-import { z } from "zod";
-import type { ToolSpec } from "../api";
+import type { RegistryAuth, ToolResources, ToolSpec } from "../api";
 import { TOOL_NAME_PATTERN, TOOL_NAME_RULE } from "../api";
 import { HttpError } from "../http/errors";
 
 // The deploy body, validated strictly: unknown keys (privileged, binds, devices, cap_add,
-// network_mode, ...) are refused, so no request can loosen the sandbox.
+// network_mode, ...) are refused, so no request can loosen the sandbox. Hand-written rather than
+// zod: zod costs ~10 MB of resident memory on a 512 MB droplet (docs/decisions/0005). Checks run
+// in the order zod ran them (fields in declaration order, unknown keys after them), and the first
+// failure is answered as a 400 naming the field.
 
 export interface Caps {
   memoryMb: number;
@@ -12,79 +14,11 @@ export interface Caps {
   pids: number;
 }
 
-// image[:tag][@digest], lowercase repository path, optional registry host[:port]; never flag-like.
-const IMAGE_PATTERN =
-  /^(?:[a-zA-Z0-9][a-zA-Z0-9.-]*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-const NO_NUL = /^[^\0]*$/;
-
-const envMap = z
-  .record(
-    z.string().regex(ENV_NAME, "environment variable names are letters, digits and '_'"),
-    z.string().max(32_768).regex(NO_NUL, "must not contain NUL"),
-  )
-  .refine((m) => Object.keys(m).length <= 200, "at most 200 variables");
-
-const transport = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("stdio") }),
-  z.strictObject({
-    type: z.literal("http"),
-    port: z.number().int().min(1).max(65535),
-    path: z
-      .string()
-      .regex(/^\/[\x21-\x7e]{0,255}$/, "must start with '/' and be printable ASCII")
-      .default("/mcp"),
-  }),
-]);
-
-export function specSchema(caps: Caps) {
-  return z
-    .strictObject({
-      image: z
-        .string()
-        .max(512)
-        .regex(IMAGE_PATTERN, "must be an image reference like registry/name:tag"),
-      command: z
-        .array(z.string().max(4096).regex(NO_NUL, "must not contain NUL"))
-        .max(64)
-        .optional(),
-      env: envMap.optional(),
-      secrets: envMap.optional(),
-      transport,
-      resources: z
-        .strictObject({
-          memory_mb: z.number().int().min(8).max(caps.memoryMb).optional(),
-          cpus: z.number().min(0.01).max(caps.cpus).optional(),
-          pids: z.number().int().min(8).max(caps.pids).optional(),
-        })
-        .optional(),
-      network: z.enum(["none", "egress"]).default("egress"),
-      account_tool_instance_id: z
-        .string()
-        .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, "must be an id (letters, digits, '-', '_')")
-        .nullable()
-        .optional(),
-      pull: z.enum(["missing", "always"]).default("missing"),
-      registry_auth: z
-        .strictObject({
-          username: z.string().max(512).optional(),
-          password: z.string().max(4096).optional(),
-          identitytoken: z.string().max(8192).optional(),
-          serveraddress: z.string().max(512).optional(),
-        })
-        .optional(),
-    })
-    .superRefine((spec, ctx) => {
-      const secretNames = Object.keys(spec.secrets ?? {});
-      for (const key of secretNames) {
-        if (spec.env && key in spec.env) {
-          ctx.addIssue({ code: "custom", path: ["secrets", key], message: "also set in env" });
-        }
-      }
-    });
-}
-
-export type ParsedSpec = z.output<ReturnType<typeof specSchema>>;
+export type ParsedSpec = Omit<ToolSpec, "transport" | "network" | "pull"> & {
+  transport: { type: "stdio" } | { type: "http"; port: number; path: string };
+  network: "none" | "egress";
+  pull: "missing" | "always";
+};
 
 /** Bad input: 400 naming the field. */
 export class ValidationError extends HttpError {
@@ -93,25 +27,217 @@ export class ValidationError extends HttpError {
   }
 }
 
+// image[:tag][@digest], lowercase repository path, optional registry host[:port]; never flag-like.
+const IMAGE_PATTERN =
+  /^(?:[a-zA-Z0-9][a-zA-Z0-9.-]*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const NO_NUL = /^[^\0]*$/;
+const NUL_RULE = "must not contain NUL";
+
+type Obj = Record<string, unknown>;
+
+const fail = (path: string, message: string): never => {
+  throw new ValidationError(path || "body", message);
+};
+const at = (path: string, key: string | number) => (path ? `${path}.${key}` : String(key));
+
+function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  if (typeof v === "number" && Number.isNaN(v)) return "NaN";
+  return typeof v;
+}
+const expected = (path: string, type: string, v: unknown) =>
+  fail(path, `Invalid input: expected ${type}, received ${typeName(v)}`);
+
+function object(v: unknown, path: string, type = "object"): Obj {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return expected(path, type, v);
+  return v as Obj;
+}
+
+/** Refuses keys outside `allowed` (checked after the fields, as zod's strictObject did). */
+function noOtherKeys(o: Obj, allowed: readonly string[], path: string): void {
+  for (const key of Object.keys(o)) {
+    if (!allowed.includes(key))
+      fail(at(path, key), "is not allowed (the sandbox settings cannot be changed)");
+  }
+}
+
+interface StringRule {
+  max?: number;
+  pattern?: RegExp;
+  rule?: string;
+}
+function string(v: unknown, path: string, r: StringRule = {}): string {
+  if (typeof v !== "string") return expected(path, "string", v);
+  if (r.max !== undefined && v.length > r.max)
+    fail(path, `Too big: expected string to have <=${r.max} characters`);
+  if (r.pattern && !r.pattern.test(v)) fail(path, r.rule ?? `must match ${String(r.pattern)}`);
+  return v;
+}
+
+interface NumberRule {
+  int?: boolean;
+  min: number;
+  max: number;
+  /** Message when above `max` (the toolbox's caps). */
+  tooBig?: string;
+}
+function number(v: unknown, path: string, r: NumberRule): number {
+  if (typeof v !== "number" || !Number.isFinite(v)) return expected(path, "number", v);
+  if (r.int && !Number.isSafeInteger(v)) fail(path, "Invalid input: expected int, received number");
+  if (v < r.min) fail(path, `Too small: expected number to be >=${r.min}`);
+  if (v > r.max) fail(path, r.tooBig ?? `Too big: expected number to be <=${r.max}`);
+  return v;
+}
+
+function oneOf<T extends string>(v: unknown, path: string, options: readonly T[], fallback: T): T {
+  if (v === undefined) return fallback;
+  if (!options.includes(v as T))
+    fail(path, `Invalid option: expected one of ${options.map((o) => `"${o}"`).join("|")}`);
+  return v as T;
+}
+
+function envMap(v: unknown, path: string): Record<string, string> {
+  const input = object(v, path, "record");
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(input)) {
+    string(key, at(path, key), {
+      pattern: ENV_NAME,
+      rule: "environment variable names are letters, digits and '_'",
+    });
+    if (key === "__proto__") continue; // never copied (as zod did)
+    out[key] = string(input[key], at(path, key), { max: 32_768, pattern: NO_NUL, rule: NUL_RULE });
+  }
+  if (Object.keys(input).length > 200) fail(path, "at most 200 variables");
+  return out;
+}
+
+function transport(v: unknown, path: string): ParsedSpec["transport"] {
+  const t = object(v, path);
+  if (t.type === "stdio") {
+    noOtherKeys(t, ["type"], path);
+    return { type: "stdio" };
+  }
+  if (t.type === "http") {
+    const port = number(t.port, at(path, "port"), { int: true, min: 1, max: 65535 });
+    const p =
+      t.path === undefined
+        ? "/mcp"
+        : string(t.path, at(path, "path"), {
+            pattern: /^\/[\x21-\x7e]{0,255}$/,
+            rule: "must start with '/' and be printable ASCII",
+          });
+    noOtherKeys(t, ["type", "port", "path"], path);
+    return { type: "http", port, path: p };
+  }
+  return fail(at(path, "type"), "Invalid discriminator value. Expected 'stdio' | 'http'");
+}
+
+function resources(v: unknown, path: string, caps: Caps): ToolResources {
+  const r = object(v, path);
+  const out: ToolResources = {};
+  const cap = (max: number) => ({ max, tooBig: `exceeds this toolbox's cap (${max})` });
+  if (r.memory_mb !== undefined)
+    out.memory_mb = number(r.memory_mb, at(path, "memory_mb"), {
+      int: true,
+      min: 8,
+      ...cap(caps.memoryMb),
+    });
+  if (r.cpus !== undefined)
+    out.cpus = number(r.cpus, at(path, "cpus"), { min: 0.01, ...cap(caps.cpus) });
+  if (r.pids !== undefined)
+    out.pids = number(r.pids, at(path, "pids"), { int: true, min: 8, ...cap(caps.pids) });
+  noOtherKeys(r, ["memory_mb", "cpus", "pids"], path);
+  return out;
+}
+
+const AUTH_FIELDS = [
+  ["username", 512],
+  ["password", 4096],
+  ["identitytoken", 8192],
+  ["serveraddress", 512],
+] as const;
+
+function registryAuth(v: unknown, path: string): RegistryAuth {
+  const a = object(v, path);
+  const out: RegistryAuth = {};
+  for (const [key, max] of AUTH_FIELDS) {
+    if (a[key] !== undefined) out[key] = string(a[key], at(path, key), { max });
+  }
+  noOtherKeys(
+    a,
+    AUTH_FIELDS.map(([key]) => key),
+    path,
+  );
+  return out;
+}
+
+const SPEC_FIELDS = [
+  "image",
+  "command",
+  "env",
+  "secrets",
+  "transport",
+  "resources",
+  "network",
+  "account_tool_instance_id",
+  "pull",
+  "registry_auth",
+] as const;
+
 export function validateName(name: string): void {
   if (!TOOL_NAME_PATTERN.test(name)) throw new ValidationError("name", TOOL_NAME_RULE);
 }
 
 /** Parses a deploy body; throws ValidationError naming the first offending field. */
 export function parseSpec(body: unknown, caps: Caps): ParsedSpec {
-  const result = specSchema(caps).safeParse(body);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  let path = issue.path.map(String).join(".");
-  let message = issue.message;
-  if (issue.code === "unrecognized_keys") {
-    path = [...issue.path.map(String), issue.keys[0]].join(".");
-    message = "is not allowed (the sandbox settings cannot be changed)";
+  const b = object(body, "");
+  const image = string(b.image, "image", {
+    max: 512,
+    pattern: IMAGE_PATTERN,
+    rule: "must be an image reference like registry/name:tag",
+  });
+  let command: string[] | undefined;
+  if (b.command !== undefined) {
+    if (!Array.isArray(b.command)) return expected("command", "array", b.command);
+    command = (b.command as unknown[]).map((c, i) =>
+      string(c, at("command", i), { max: 4096, pattern: NO_NUL, rule: NUL_RULE }),
+    );
+    if (command.length > 64) fail("command", "Too big: expected array to have <=64 items");
   }
-  if (issue.code === "too_big" && issue.path[0] === "resources") {
-    message = `exceeds this toolbox's cap (${String(issue.maximum)})`;
+  const env = b.env === undefined ? undefined : envMap(b.env, "env");
+  const secrets = b.secrets === undefined ? undefined : envMap(b.secrets, "secrets");
+  const t = transport(b.transport, "transport");
+  const res = b.resources === undefined ? undefined : resources(b.resources, "resources", caps);
+  const network = oneOf(b.network, "network", ["none", "egress"], "egress");
+  const id = b.account_tool_instance_id;
+  if (id !== undefined && id !== null) {
+    string(id, "account_tool_instance_id", {
+      pattern: /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/,
+      rule: "must be an id (letters, digits, '-', '_')",
+    });
   }
-  throw new ValidationError(path || "body", message);
+  const pull = oneOf(b.pull, "pull", ["missing", "always"], "missing");
+  const auth =
+    b.registry_auth === undefined ? undefined : registryAuth(b.registry_auth, "registry_auth");
+  noOtherKeys(b, SPEC_FIELDS, "");
+  for (const key of Object.keys(secrets ?? {})) {
+    if (env && Object.hasOwn(env, key)) fail(at("secrets", key), "also set in env");
+  }
+
+  // Same keys, in the same order, as zod's output (the transport is stored in a label).
+  const spec: ParsedSpec = { image } as ParsedSpec;
+  if (command) spec.command = command;
+  if (env) spec.env = env;
+  if (secrets) spec.secrets = secrets;
+  spec.transport = t;
+  if (res) spec.resources = res;
+  spec.network = network;
+  if (id !== undefined) spec.account_tool_instance_id = id as string | null;
+  spec.pull = pull;
+  if (auth) spec.registry_auth = auth;
+  return spec;
 }
 
 export type { ToolSpec };
