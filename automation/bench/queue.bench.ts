@@ -78,21 +78,23 @@ async function main() {
   const watcher = (async () => {
     while (watching) {
       if (waiters.size > 0) {
-        const { rows } = await svc.pool.query<{ id: string; status: string }>(
-          "select id, status from toolbox_operations where id = any($1) and status in ('succeeded', 'failed')",
+        const { rows } = await svc.pool.query<{ id: string; status: string; error: string }>(
+          "select id, status, error_message as error from toolbox_operations where id = any($1) and status in ('succeeded', 'failed')",
           [[...waiters.keys()]],
         );
         for (const r of rows) {
           const w = waiters.get(r.id)!;
           waiters.delete(r.id);
           if (r.status === "succeeded") w.resolve();
-          else w.reject(new Error(`operation ${r.id} failed`));
+          else w.reject(new Error(`operation ${r.id} failed: ${r.error}`));
         }
       }
       await new Promise((r) => setTimeout(r, 10));
     }
   })();
 
+  const elu = performance.eventLoopUtilization();
+  const cpu = process.cpuUsage();
   const started = Date.now();
   await Promise.all(
     Array.from({ length: accounts }, async () => {
@@ -101,6 +103,8 @@ async function main() {
     }),
   );
   const makespan = (Date.now() - started) / 1000;
+  const loopBusy = performance.eventLoopUtilization(elu).utilization;
+  const cpuUsed = process.cpuUsage(cpu);
   clearInterval(sampler);
   watching = false;
   await watcher;
@@ -110,9 +114,12 @@ async function main() {
     (Math.ceil(ops / concurrency) * latencyMs) / 1000,
     (steps.length * latencyMs) / 1000,
   );
-  const { rows } = await svc.pool.query<{ wait: number; run: number }>(
-    `select avg(extract(epoch from started_at - created_at)) * 1000 as wait,
-            avg(extract(epoch from finished_at - started_at)) * 1000 as run from toolbox_operations`,
+  const { rows } = await svc.pool.query<{ wait: number; run: number; claim: number }>(
+    `select avg(extract(epoch from o.started_at - o.created_at)) * 1000 as wait,
+            avg(extract(epoch from o.finished_at - o.started_at)) * 1000 as run,
+            avg(extract(epoch from o.started_at - j.started_on)) * 1000 as claim
+     from toolbox_operations o
+     left join pgboss.job j on j.name = 'toolbox-operations' and j.data->>'operationId' = o.id::text`,
   );
   const overheadMs = ((makespan * concurrency) / ops) * 1000 - latencyMs;
   console.log(`operations           ${ops} (${accounts} accounts × ${steps.length} requests)`);
@@ -127,7 +134,13 @@ async function main() {
     `mean queued → start  ${Number(rows[0]?.wait).toFixed(0)} ms (includes waiting for a free slot)`,
   );
   console.log(
+    `mean fetched → start ${Number(rows[0]?.claim).toFixed(0)} ms (pg-boss hands out the job → the attempt has the account)`,
+  );
+  console.log(
     `mean start → finish  ${Number(rows[0]?.run).toFixed(0)} ms (engine ${latencyMs} ms + bookkeeping)`,
+  );
+  console.log(
+    `service process      event loop ${(loopBusy * 100).toFixed(0)}% busy, CPU ${((cpuUsed.user + cpuUsed.system) / 1e4 / makespan).toFixed(0)}% of one core (${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)})`,
   );
   console.log(
     `RSS                  ${(rssBefore / 2 ** 20).toFixed(0)} MB before, ${(rssPeak / 2 ** 20).toFixed(0)} MB peak`,

@@ -61,7 +61,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     const metrics = createMetrics(pool);
     const cipher = new TokenCipher(opts.tokenEncryptionKey);
     const workerId = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-    await startWorker({
+    const worker = await startWorker({
       pool,
       boss,
       engine: opts.engine,
@@ -73,6 +73,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       concurrency: opts.workerConcurrency,
       retryLimit: opts.queue.retryLimit,
       pollingIntervalSeconds: opts.pollingIntervalSeconds,
+      connectionString: opts.databaseUrl,
     });
     await boss.work(HEARTBEAT_SWEEP_QUEUE, async () => {
       const n = await sweepUnresponsive(pool, opts.heartbeatTimeoutSeconds);
@@ -102,7 +103,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       async stop() {
         stopping = true;
         await app.close();
-        // Lets running operations finish (up to the timeout) before releasing their jobs.
+        // Lets running operations finish (up to the timeout); unfinished ones keep their claim and
+        // are retried elsewhere once their job heartbeat lapses.
+        await worker.stop(30_000);
         await boss.stop({ graceful: true, timeout: 30_000 });
         await pool.end();
       },

@@ -100,14 +100,19 @@ export class TestEngine implements ToolboxEngine {
     const n = this.count++;
     const steps = this.opts.eventsPerOperation ?? 2;
     onEvent({ type: "preludeEvent", message: `${op} ${req.stackName}` });
+    // Steps are timed from the start, so timer overshoot does not add up: the latency is fixed.
     for (let i = 0; i < steps; i++) {
-      await new Promise((r) => setTimeout(r, latency / Math.max(steps, 1)));
+      await sleepUntil(call.startedAt + (latency * (i + 1)) / steps);
       onEvent({ type: "resOutputsEvent", message: `step ${i + 1}/${steps}` });
     }
-    if (steps === 0 && latency > 0) await new Promise((r) => setTimeout(r, latency));
+    if (steps === 0 && latency > 0) await sleepUntil(call.startedAt + latency);
     call.endedAt = Date.now();
     const failure = this.opts.failWith?.(op, req, n);
     if (failure) throw new EngineError(failure.message, failure.kind);
     onEvent({ type: "summaryEvent", message: `${op} succeeded` });
   }
+}
+
+function sleepUntil(deadline: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())));
 }

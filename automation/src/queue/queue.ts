@@ -5,6 +5,8 @@ export const OPERATIONS_QUEUE = "toolbox-operations";
 /** Jobs whose retries ran out (including workers lost mid-run) land here to be marked failed. */
 export const DEAD_LETTER_QUEUE = "toolbox-operations-dead";
 export const HEARTBEAT_SWEEP_QUEUE = "toolbox-heartbeat-sweep";
+/** NOTIFY channel raised (on commit) by every transaction that enqueues an operation. */
+export const OPERATIONS_CHANNEL = "agentopia_toolbox_operations";
 
 export interface OperationJob {
   operationId: string;
@@ -44,7 +46,8 @@ export async function startQueue(
     // The ready count that switches workers into burst mode comes from this cache.
     queueCacheIntervalSeconds: opts.superviseIntervalSeconds,
     schedule: opts.schedule,
-    useListenNotify: true,
+    // The operations worker LISTENs on its own channel (jobLoop.ts); pg-boss's is not needed.
+    useListenNotify: false,
     max: 10,
   });
   boss.on("error", onError);
@@ -59,7 +62,7 @@ export async function startQueue(
     // A heartbeat-refreshed job needs no short expiry; this only bounds a pathological run.
     expireInSeconds: 4 * 3600,
     deadLetter: DEAD_LETTER_QUEUE,
-    notify: true,
+    notify: false,
   };
   if ((await boss.getQueue(OPERATIONS_QUEUE)) === null) {
     await boss.createQueue(OPERATIONS_QUEUE, queueOptions);
@@ -72,7 +75,10 @@ export async function startQueue(
   return boss;
 }
 
-/** Enqueues within the caller's transaction, so an operation row never exists without its job. */
+/**
+ * Enqueues within the caller's transaction, so an operation row never exists without its job, and
+ * NOTIFYs the workers; PostgreSQL delivers the notification only when the transaction commits.
+ */
 export async function enqueueOperation(
   boss: PgBoss,
   tx: PoolClient,
@@ -82,4 +88,5 @@ export async function enqueueOperation(
     singletonKey: job.accountId,
     db: { executeSql: (text, values) => tx.query(text, values) },
   });
+  await tx.query("select pg_notify($1, '')", [OPERATIONS_CHANNEL]);
 }

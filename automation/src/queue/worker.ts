@@ -1,14 +1,26 @@
 import { isIP } from "node:net";
 import type { Logger } from "pino";
-import type { Pool, PoolClient } from "pg";
+import { Pool, type PoolClient } from "pg";
 import type { PgBoss } from "pg-boss";
 import type { Metrics } from "../metrics";
-import { addEvent, getOperation, getToolbox, type OperationRow, type ToolboxRow } from "../db/rows";
+import {
+  addEvent,
+  getOperation,
+  type OperationRow,
+  type Queryable,
+  type ToolboxRow,
+} from "../db/rows";
 import type { EngineEvent, StackRequest, ToolboxEngine, ToolboxOutputs } from "../engine/types";
 import { EngineError } from "../engine/types";
 import { sha256Hex, type TokenCipher } from "../secrets/tokenCipher";
 import { stackRequestFor, type StackSettings } from "../stackConfig";
-import { DEAD_LETTER_QUEUE, OPERATIONS_QUEUE, type OperationJob } from "./queue";
+import { JobLoop } from "./jobLoop";
+import {
+  DEAD_LETTER_QUEUE,
+  OPERATIONS_CHANNEL,
+  OPERATIONS_QUEUE,
+  type OperationJob,
+} from "./queue";
 
 export interface WorkerDeps {
   pool: Pool;
@@ -22,28 +34,43 @@ export interface WorkerDeps {
   concurrency: number;
   /** The queue's retry limit: the last attempt fails the operation instead of throwing. */
   retryLimit: number;
-  /** Base polling interval (seconds); new jobs also wake workers through LISTEN/NOTIFY. */
+  /** Backstop poll (seconds) for retries that became due; new jobs wake workers through NOTIFY. */
   pollingIntervalSeconds?: number;
+  /** LISTEN for new operations on this database (absent: poll only). */
+  connectionString?: string;
 }
 
-/** Registers the operation worker and the dead-letter handler on this process's pg-boss. */
-export async function startWorker(deps: WorkerDeps): Promise<void> {
-  if (deps.concurrency < 1) return;
-  await deps.boss.work<OperationJob>(
-    OPERATIONS_QUEUE,
-    {
-      localConcurrency: deps.concurrency,
-      batchSize: 1,
-      pollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
-      // NOTIFY wakes workers for new jobs only; retries become due silently, so keep polling.
-      notifyPollingIntervalSeconds: deps.pollingIntervalSeconds ?? 2,
-      // With a backlog, a freed slot fetches the next job at once instead of waiting a poll.
-      burstWhenReadyExceeds: 1,
-    },
-    async ([job]) => {
-      if (job) await runOperation(deps, job.data.operationId, job.retryCount, deps.retryLimit);
-    },
-  );
+export interface RunningWorker {
+  /** Stops taking jobs and waits up to `timeoutMs` for running operations to finish. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+/** Starts the operation worker loop and the dead-letter handler on this process's pg-boss. */
+export async function startWorker(shared: WorkerDeps): Promise<RunningWorker> {
+  if (shared.concurrency < 1) return { stop: () => Promise.resolve() };
+  // Connections of its own: an attempt holds one for its whole length (account lock, events,
+  // result), and API traffic on the shared pool can never make a free slot wait for one. Twice
+  // the slots: a slot's next attempt starts while the previous one records its result.
+  const pool = shared.connectionString
+    ? new Pool({ connectionString: shared.connectionString, max: 2 * shared.concurrency + 2 })
+    : shared.pool;
+  if (pool !== shared.pool) {
+    pool.on("error", (err) => shared.log.warn({ err: err.message }, "idle worker connection lost"));
+  }
+  const deps = { ...shared, pool };
+  const loop = new JobLoop<OperationJob>({
+    boss: deps.boss,
+    queue: OPERATIONS_QUEUE,
+    slots: deps.concurrency,
+    pollIntervalMs: (deps.pollingIntervalSeconds ?? 2) * 1000,
+    listen: deps.connectionString
+      ? { connectionString: deps.connectionString, channel: OPERATIONS_CHANNEL }
+      : undefined,
+    log: deps.log,
+    handle: (job, release) =>
+      runOperation(deps, job.data, job.retryCount, deps.retryLimit, release),
+  });
+  await loop.start();
   await deps.boss.work<OperationJob>(
     DEAD_LETTER_QUEUE,
     { pollingIntervalSeconds: 2 },
@@ -51,18 +78,32 @@ export async function startWorker(deps: WorkerDeps): Promise<void> {
       if (job) await giveUp(deps, job.data.operationId);
     },
   );
+  return {
+    stop: async (timeoutMs) => {
+      await loop.stop(timeoutMs);
+      if (pool !== shared.pool) await pool.end();
+    },
+  };
 }
 
-/** Serializes an account across every worker on every machine for the length of one attempt. */
-async function lockAccount(pool: Pool, accountId: string): Promise<PoolClient | undefined> {
-  const client = await pool.connect();
-  const { rows } = await client.query<{ ok: boolean }>(
-    "select pg_try_advisory_lock(hashtextextended($1, 7)) as ok",
-    [accountId],
-  );
-  if (rows[0]?.ok) return client;
-  client.release();
-  return undefined;
+/**
+ * Waits (up to 3 s) for the account's advisory lock. A lock still held is usually the account's
+ * previous operation releasing it (its result is committed, its unlock follows), so a short wait
+ * beats failing the job into a backoff. Returns false when it is really busy.
+ */
+async function waitForAccount(client: PoolClient, accountId: string): Promise<boolean> {
+  await client.query("set lock_timeout = '3s'");
+  const got = await client
+    .query("select pg_advisory_lock(hashtextextended($1, 7))", [accountId])
+    .then(
+      () => true,
+      (err: { code?: string }) => {
+        if (err.code === "55P03") return false; // lock_not_available
+        throw err;
+      },
+    );
+  await client.query("reset lock_timeout");
+  return got;
 }
 
 async function unlockAccount(client: PoolClient, accountId: string): Promise<void> {
@@ -74,82 +115,172 @@ async function unlockAccount(client: PoolClient, accountId: string): Promise<voi
   }
 }
 
+/** What an attempt needs of its operation row. */
+export type StartedOperation = Pick<OperationRow, "id" | "account_id" | "environment_id" | "kind">;
+
+interface Attempt {
+  op: StartedOperation;
+  row: ToolboxRow | undefined;
+  interrupted: boolean;
+}
+
+/**
+ * Takes the account's session advisory lock (unless `alreadyLocked`) and claims the operation, in
+ * one statement: the operation becomes `running`, the toolbox `provisioning`/`deprovisioning`, an
+ * `attempt` event is written. Nothing changes when the lock is taken elsewhere (`locked: false`);
+ * `attempt` is absent when the operation is gone or already final.
+ */
+async function lockAndStart(
+  db: PoolClient,
+  job: OperationJob,
+  workerId: string,
+  alreadyLocked: boolean,
+): Promise<{ locked: boolean; attempt?: Attempt }> {
+  const { rows } = await db.query<
+    ToolboxRow & {
+      locked: boolean;
+      op_id: string | null;
+      op_kind: OperationRow["kind"];
+      op_environment_id: string;
+      op_account_id: string;
+      op_previous_status: string;
+      env_found: boolean;
+    }
+  >(
+    `with lock as (
+       select ${alreadyLocked ? "true" : "pg_try_advisory_lock(hashtextextended($3, 7))"} as ok
+     ), prev as (
+       select o.id, o.status from toolbox_operations o, lock
+       where lock.ok and o.id = $1 and o.status in ('queued', 'running') for update of o
+     ), op as (
+       update toolbox_operations o set status = 'running', attempts = o.attempts + 1,
+         worker_id = $2, started_at = coalesce(o.started_at, now()), updated_at = now()
+       from prev where o.id = prev.id
+       returning o.id, o.kind, o.environment_id, o.account_id, o.attempts, prev.status as previous_status
+     ), env as (
+       update account_tool_environments e set
+         status = case op.kind
+           when 'provision' then 'provisioning'::account_tool_environment_status_enum
+           when 'deprovision' then 'deprovisioning'::account_tool_environment_status_enum
+           else e.status end,
+         updated_at = now()
+       from op where e.id = op.environment_id
+       returning e.*
+     ), ev as (
+       insert into toolbox_operation_events (operation_id, type, message)
+       select id, 'attempt', 'attempt ' || attempts || ' on ' || $2 from op
+     )
+     select env.*, lock.ok as locked, op.id as op_id, op.kind as op_kind,
+       op.environment_id as op_environment_id, op.account_id as op_account_id,
+       op.previous_status as op_previous_status, env.id is not null as env_found
+     from lock left join op on true left join env on true`,
+    alreadyLocked ? [job.operationId, workerId] : [job.operationId, workerId, job.accountId],
+  );
+  const r = rows[0];
+  if (!r?.locked) return { locked: false };
+  if (!r.op_id) return { locked: true };
+  const op: StartedOperation = {
+    id: r.op_id,
+    kind: r.op_kind,
+    environment_id: r.op_environment_id,
+    account_id: r.op_account_id,
+  };
+  // A 'running' operation at pick-up means the previous attempt's worker died mid-run.
+  return {
+    locked: true,
+    attempt: {
+      op,
+      row: r.env_found ? r : undefined,
+      interrupted: r.op_previous_status === "running",
+    },
+  };
+}
+
 /**
  * One attempt at one operation. Returns normally when the operation reached a final state
- * (succeeded or permanently failed); throws to have pg-boss retry it with backoff.
+ * (succeeded or permanently failed); throws to have pg-boss retry it with backoff. It holds one
+ * connection throughout, with the account's session advisory lock, so that a re-issued job can
+ * never overlap a still-running attempt on any machine. `engineDone` is called once the engine
+ * has finished (the worker slot may take the next job while the result is being recorded).
  */
 export async function runOperation(
   deps: WorkerDeps,
-  operationId: string,
+  job: OperationJob,
   retryCount: number,
   retryLimit: number,
+  engineDone: () => void = () => undefined,
 ): Promise<void> {
-  const op = await getOperation(deps.pool, operationId);
-  if (!op || op.status === "succeeded" || op.status === "failed") return;
-  const lock = await lockAccount(deps.pool, op.account_id);
-  if (!lock) throw new Error(`account ${op.account_id} is busy on another worker`);
+  const db = await deps.pool.connect();
+  let locked = false;
   const started = Date.now();
   try {
-    // A 'running' operation at pick-up means the previous attempt's worker died mid-run.
-    const interrupted = op.status === "running";
-    await deps.pool.query(
-      `update toolbox_operations set status = 'running', attempts = attempts + 1, worker_id = $2,
-         started_at = coalesce(started_at, now()), updated_at = now() where id = $1`,
-      [op.id, deps.workerId],
-    );
-    const row = await markStarting(deps.pool, op);
-    const req = stackRequestFor(deps.stackSettings, row);
-    const events = eventSink(deps, op.id);
-    await addEvent(deps.pool, op.id, "attempt", `attempt ${op.attempts + 1} on ${deps.workerId}`);
+    let claim = await lockAndStart(db, job, deps.workerId, false);
+    if (!claim.locked) {
+      if (!(await waitForAccount(db, job.accountId))) {
+        throw new Error(`account ${job.accountId} is busy on another worker`);
+      }
+      locked = true;
+      claim = await lockAndStart(db, job, deps.workerId, true);
+    }
+    locked = true;
+    if (!claim.attempt) return;
+    const { op, row, interrupted } = claim.attempt;
+    const events = eventSink(deps, db, op.id);
     try {
+      if (!row) throw new EngineError(`toolbox for ${op.account_id} vanished`, "permanent");
+      const req = stackRequestFor(deps.stackSettings, row);
       if (interrupted) {
-        await addEvent(
-          deps.pool,
-          op.id,
-          "resumed",
-          "previous attempt was interrupted; recovering the stack",
-        );
+        events.push({
+          type: "resumed",
+          message: "previous attempt was interrupted; recovering the stack",
+        });
         await deps.engine.recover(req, events.push);
       }
-      await runWithLockRecovery(deps, op, req, events);
+      await runWithLockRecovery(deps, db, op, req, events, engineDone);
       deps.metrics?.operationFinished(op.kind, "succeeded", (Date.now() - started) / 1000);
     } catch (err) {
+      engineDone();
       await events.flush();
       const e =
         err instanceof EngineError
           ? err
           : new EngineError(String((err as Error)?.message ?? err), "transient");
       if (e.kind === "transient" && retryCount < retryLimit) {
-        await deps.pool.query(
+        await db.query(
           "update toolbox_operations set status = 'queued', updated_at = now() where id = $1",
           [op.id],
         );
-        await addEvent(deps.pool, op.id, "retrying", e.message, {
+        await addEvent(db, op.id, "retrying", e.message, {
           retry: retryCount + 1,
           of: retryLimit,
         });
         deps.log.warn({ operationId: op.id, err: e.message }, "operation attempt failed; retrying");
         throw e;
       }
-      await failOperation(deps.pool, op, e.message);
+      await failOperation(db, op, e.message);
       deps.metrics?.operationFinished(op.kind, "failed", (Date.now() - started) / 1000);
       deps.log.error({ operationId: op.id, kind: op.kind, err: e.message }, "operation failed");
     }
   } finally {
-    await unlockAccount(lock, op.account_id);
+    // Not awaited: the outcome is committed, and a worker that picks up this account's next
+    // operation meanwhile waits for the lock. A failed unlock closes the session (and the lock).
+    if (locked) void unlockAccount(db, job.accountId);
+    else db.release();
   }
 }
 
 /** Runs the engine call; a stack lock we know to be stale (we hold the account) is cleared once. */
 async function runWithLockRecovery(
   deps: WorkerDeps,
-  op: OperationRow,
+  db: PoolClient,
+  op: StartedOperation,
   req: StackRequest,
   events: EventSink,
+  engineDone: () => void,
 ): Promise<void> {
   const onEvent = events.push;
   try {
-    await execute(deps, op, req, events);
+    await execute(deps, db, op, req, events, engineDone);
   } catch (err) {
     if (!(err instanceof EngineError) || err.kind !== "locked") throw err;
     onEvent({
@@ -158,7 +289,7 @@ async function runWithLockRecovery(
     });
     await deps.engine.recover(req, onEvent);
     try {
-      await execute(deps, op, req, events);
+      await execute(deps, db, op, req, events, engineDone);
     } catch (again) {
       if (again instanceof EngineError && again.kind === "locked") {
         throw new EngineError(
@@ -171,60 +302,48 @@ async function runWithLockRecovery(
   }
 }
 
-/** Runs the engine call, then records the result once every engine event is written. */
-async function execute(deps: WorkerDeps, op: OperationRow, req: StackRequest, events: EventSink) {
+/** Runs the engine call, then records the result (with the engine's last events) in one statement. */
+async function execute(
+  deps: WorkerDeps,
+  db: PoolClient,
+  op: StartedOperation,
+  req: StackRequest,
+  events: EventSink,
+  engineDone: () => void,
+) {
   switch (op.kind) {
     case "provision": {
       const outputs = await deps.engine.up(req, events.push);
-      await events.flush();
-      await recordProvisioned(deps, op, req, outputs);
+      engineDone();
+      await recordProvisioned(deps, db, op, req, outputs, await events.drain());
       return;
     }
     case "deprovision":
       await deps.engine.destroy(req, events.push);
-      await events.flush();
-      await finish(
-        deps.pool,
-        op,
-        "deprovisioned",
-        {},
-        `update account_tool_environments set
-        dtma_token_hash = null, dtma_token_previous_hash = null, tokens_ciphertext = null,
-        outputs_json = null where id = $1`,
-      );
+      engineDone();
+      await finish(db, op, "deprovisioned", {}, await events.drain(), {
+        dtma_token_hash: null,
+        dtma_token_previous_hash: null,
+        tokens_ciphertext: null,
+        outputs_json: null,
+      });
       return;
     case "refresh": {
       const report = await deps.engine.refresh(req, events.push);
-      await events.flush();
-      await finish(deps.pool, op, undefined, report);
+      engineDone();
+      await finish(db, op, undefined, report, await events.drain());
       return;
     }
   }
 }
 
-async function markStarting(pool: Pool, op: OperationRow): Promise<ToolboxRow> {
-  const next =
-    op.kind === "provision"
-      ? "provisioning"
-      : op.kind === "deprovision"
-        ? "deprovisioning"
-        : undefined;
-  if (next) {
-    await pool.query(
-      "update account_tool_environments set status = $2, updated_at = now() where id = $1",
-      [op.environment_id, next],
-    );
-  }
-  const row = await getToolbox(pool, op.account_id);
-  if (!row) throw new EngineError(`toolbox for ${op.account_id} vanished`, "permanent");
-  return row;
-}
-
 async function recordProvisioned(
   deps: WorkerDeps,
-  op: OperationRow,
+  db: PoolClient,
+  op: StartedOperation,
   req: StackRequest,
   out: ToolboxOutputs,
+  pending: EngineEvent[],
 ) {
   const publicOutputs = {
     accountId: out.accountId,
@@ -241,80 +360,83 @@ async function recordProvisioned(
     backendApiToken: out.backendApiToken,
     agentGatewayToken: out.agentGatewayToken,
   };
-  await finish(
-    deps.pool,
-    op,
-    "awaiting_heartbeat",
-    { outputs: publicOutputs },
-    `update account_tool_environments set
-       outputs_json = $2, target = $3, do_droplet_id = $4, do_droplet_name = $5,
-       public_ip_address = $6, public_ipv6_address = $7, backend_url = $8,
-       dtma_token_hash = $9, dtma_token_previous_hash = $10, tokens_ciphertext = $11,
-       provisioning_error_message = null
-     where id = $1`,
-    [
-      JSON.stringify(publicOutputs),
-      out.target,
-      out.dropletId && /^\d{1,18}$/.test(out.dropletId) ? out.dropletId : null,
-      req.stackName,
-      out.ipv4 && isIP(out.ipv4) ? out.ipv4 : null,
-      out.ipv6 && isIP(out.ipv6) ? out.ipv6 : null,
-      out.backendUrl ?? null,
-      sha256Hex(out.dtmaToken),
-      out.dtmaTokenPrevious ? sha256Hex(out.dtmaTokenPrevious) : null,
-      deps.cipher.encrypt(tokens, op.account_id),
-    ],
+  await finish(db, op, "awaiting_heartbeat", { outputs: publicOutputs }, pending, {
+    outputs_json: JSON.stringify(publicOutputs),
+    target: out.target,
+    do_droplet_id: out.dropletId && /^\d{1,18}$/.test(out.dropletId) ? out.dropletId : null,
+    do_droplet_name: req.stackName,
+    public_ip_address: out.ipv4 && isIP(out.ipv4) ? out.ipv4 : null,
+    public_ipv6_address: out.ipv6 && isIP(out.ipv6) ? out.ipv6 : null,
+    backend_url: out.backendUrl ?? null,
+    dtma_token_hash: sha256Hex(out.dtmaToken),
+    dtma_token_previous_hash: out.dtmaTokenPrevious ? sha256Hex(out.dtmaTokenPrevious) : null,
+    tokens_ciphertext: deps.cipher.encrypt(tokens, op.account_id),
+    provisioning_error_message: null,
+  });
+}
+
+/**
+ * Final state of a successful operation in one statement (so one round trip and one commit):
+ * toolbox columns and status, the operation's result, the engine's last events and `succeeded`.
+ */
+async function finish(
+  db: Queryable,
+  op: StartedOperation,
+  status: ToolboxRow["status"] | undefined,
+  result: unknown,
+  pending: EngineEvent[],
+  columns: Record<string, string | null> = {},
+): Promise<void> {
+  const events = [...pending, { type: "succeeded", message: `${op.kind} succeeded` }];
+  const params: unknown[] = [op.environment_id, op.id, JSON.stringify(result), eventsJson(events)];
+  const sets = Object.entries(columns).map(([column, value]) => {
+    params.push(value);
+    return `${column} = $${params.length}`;
+  });
+  if (status) {
+    params.push(status);
+    sets.push(`status = $${params.length}`);
+  }
+  const envCte =
+    sets.length > 0
+      ? `env as (update account_tool_environments set ${sets.join(", ")}, updated_at = now()
+           where id = $1),`
+      : "";
+  await db.query(
+    `with ${envCte} op as (
+       update toolbox_operations set status = 'succeeded', result_json = $3, error_message = null,
+         finished_at = now(), updated_at = now() where id = $2 and environment_id = $1::uuid
+     )
+     ${insertEventsSql("$2", "$4")}`,
+    params,
   );
 }
 
-/** Final state of a successful operation, toolbox row included, in one transaction. */
-async function finish(
-  pool: Pool,
-  op: OperationRow,
-  status: ToolboxRow["status"] | undefined,
-  result: unknown,
-  extraSql?: string,
-  extraParams: unknown[] = [],
+/** The operation failed: toolbox `error_*` with the message, operation `failed`, in one statement. */
+export async function failOperation(
+  db: Queryable,
+  op: Pick<OperationRow, "id" | "kind" | "environment_id">,
+  message: string,
 ): Promise<void> {
-  await transaction(pool, async (tx) => {
-    if (extraSql) await tx.query(extraSql, [op.environment_id, ...extraParams]);
-    if (status) {
-      await tx.query(
-        "update account_tool_environments set status = $2, updated_at = now() where id = $1",
-        [op.environment_id, status],
-      );
-    }
-    await tx.query(
-      `update toolbox_operations set status = 'succeeded', result_json = $2, error_message = null,
-         finished_at = now(), updated_at = now() where id = $1`,
-      [op.id, JSON.stringify(result)],
-    );
-    await addEvent(tx, op.id, "succeeded", `${op.kind} succeeded`);
-  });
-}
-
-export async function failOperation(pool: Pool, op: OperationRow, message: string): Promise<void> {
-  await transaction(pool, async (tx) => {
-    const status =
-      op.kind === "provision"
-        ? "error_provisioning"
-        : op.kind === "deprovision"
-          ? "error_deprovisioning"
-          : undefined;
-    if (status) {
-      await tx.query(
-        `update account_tool_environments set status = $2, provisioning_error_message = $3, updated_at = now()
-         where id = $1`,
-        [op.environment_id, status, message],
-      );
-    }
-    await tx.query(
-      `update toolbox_operations set status = 'failed', error_message = $2, finished_at = now(), updated_at = now()
-       where id = $1 and status in ('queued','running')`,
-      [op.id, message],
-    );
-    await addEvent(tx, op.id, "failed", message);
-  });
+  const status =
+    op.kind === "provision"
+      ? "error_provisioning"
+      : op.kind === "deprovision"
+        ? "error_deprovisioning"
+        : null;
+  await db.query(
+    `with env as (
+       update account_tool_environments set status = $3::text::account_tool_environment_status_enum,
+         provisioning_error_message = $4, updated_at = now()
+       where id = $2 and $3::text is not null
+     ), op as (
+       update toolbox_operations set status = 'failed', error_message = $4, finished_at = now(),
+         updated_at = now()
+       where id = $1 and status in ('queued', 'running')
+     )
+     insert into toolbox_operation_events (operation_id, type, message) values ($1, 'failed', $4)`,
+    [op.id, op.environment_id, status, message],
+  );
 }
 
 /** Retries exhausted (or the job was lost on every attempt): the operation fails, visibly. */
@@ -329,26 +451,82 @@ async function giveUp(deps: WorkerDeps, operationId: string): Promise<void> {
   deps.metrics?.operationFinished(op.kind, "failed", 0);
 }
 
-interface EventSink {
-  push: (e: EngineEvent) => void;
-  flush: () => Promise<void>;
+function eventsJson(events: EngineEvent[]): string {
+  return JSON.stringify(
+    events.map((e) => ({ type: e.type, message: e.message ?? null, data: e.data ?? null })),
+  );
 }
 
+/** Inserts a JSON array of events in array order (so their ids follow it), as one statement. */
+function insertEventsSql(operationParam: string, eventsParam: string): string {
+  return `insert into toolbox_operation_events (operation_id, type, message, data)
+     select ${operationParam}::uuid, t.type, t.message, t.data
+     from rows from (jsonb_to_recordset(${eventsParam}::jsonb) as (type text, message text, data jsonb))
+       with ordinality as t(type, message, data, ord)
+     order by t.ord`;
+}
+
+interface EventSink {
+  push: (e: EngineEvent) => void;
+  /** Writes everything pushed so far. */
+  flush: () => Promise<void>;
+  /** Waits for writes in flight and hands back what is not written yet (for the final statement). */
+  drain: () => Promise<EngineEvent[]>;
+}
+
+/** Engine events reach the database (and the event stream) at most this long after they happen. */
+const EVENT_WRITE_DELAY_MS = 250;
+
 /**
- * Engine callbacks are synchronous; events are written in order on one promise chain, so their
- * ids follow commit order and a stream reading "after id N" never skips one.
+ * Engine callbacks are synchronous; events are collected for up to EVENT_WRITE_DELAY_MS and written
+ * as one multi-row insert, one write at a time, so their ids follow commit order and a stream
+ * reading "after id N" never skips one. What is still collected when the engine call ends goes
+ * into the operation's final statement.
  */
-function eventSink(deps: WorkerDeps, operationId: string): EventSink {
-  let chain: Promise<void> = Promise.resolve();
+function eventSink(deps: WorkerDeps, db: Queryable, operationId: string): EventSink {
+  let pending: EngineEvent[] = [];
+  let writing: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const write = () => {
+    timer = undefined;
+    if (writing || pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    writing = db
+      .query(insertEventsSql("$1", "$2"), [operationId, eventsJson(batch)])
+      .then(
+        () => undefined,
+        (err: Error) => deps.log.warn({ operationId, err: err.message }, "events not recorded"),
+      )
+      .finally(() => {
+        writing = undefined;
+        if (pending.length > 0) schedule();
+      });
+  };
+  const schedule = () => {
+    timer ??= setTimeout(write, EVENT_WRITE_DELAY_MS);
+  };
+  const settled = async () => {
+    clearTimeout(timer);
+    timer = undefined;
+    while (writing) await writing;
+  };
   return {
     push: (e: EngineEvent) => {
-      chain = chain
-        .then(() => addEvent(deps.pool, operationId, e.type, e.message, e.data))
-        .catch((err: Error) =>
-          deps.log.warn({ operationId, err: err.message }, "event not recorded"),
-        );
+      pending.push(e);
+      schedule();
     },
-    flush: () => chain,
+    flush: async () => {
+      await settled();
+      write();
+      await settled();
+    },
+    drain: async () => {
+      await settled();
+      const rest = pending;
+      pending = [];
+      return rest;
+    },
   };
 }
 
