@@ -14,6 +14,7 @@ export const heartbeatBody = z
             account_tool_instance_id: z.string().max(100).optional(),
             name: z.string().max(200).optional(),
             status: z.string().max(100).optional(),
+            state: z.string().max(100).optional(),
           })
           .passthrough(),
       )
@@ -24,28 +25,117 @@ export const heartbeatBody = z
 
 export type HeartbeatBody = z.infer<typeof heartbeatBody>;
 
+/** Agentopia's `account_tool_installation_status_enum` values a heartbeat can set. */
+export type ToolInstallationStatus =
+  "running" | "starting" | "stopping" | "stopped" | "error_runtime";
+
+/**
+ * A DTMA tool status → the installation enum. The DTMA sends the container's Docker `state`
+ * (`created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead`) and its own
+ * `status` (already one of `running`, `stopped`, `starting`, `error_runtime`, `error`); the Docker
+ * state is the truth, the status the fallback. Anything else maps to nothing (status unchanged).
+ */
+const INSTALLATION_STATUS: Record<string, ToolInstallationStatus> = {
+  running: "running",
+  created: "starting",
+  restarting: "starting",
+  starting: "starting",
+  removing: "stopping",
+  stopping: "stopping",
+  paused: "stopped",
+  exited: "stopped",
+  stopped: "stopped",
+  dead: "error_runtime",
+  error: "error_runtime",
+  error_runtime: "error_runtime",
+};
+
+export function installationStatusFor(tool: {
+  state?: unknown;
+  status?: unknown;
+}): ToolInstallationStatus | undefined {
+  const pick = (v: unknown) =>
+    typeof v === "string" && Object.hasOwn(INSTALLATION_STATUS, v)
+      ? INSTALLATION_STATUS[v]
+      : undefined;
+  return pick(tool.state) ?? pick(tool.status);
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface HeartbeatResult {
+  /** False for an unknown token (nothing was written). */
+  known: boolean;
+  /** `account_tool_instances` rows updated. */
+  updated: string[];
+  /** Ids of instances on another toolbox: ignored, never updated. */
+  foreign: string[];
+  /** Ids no row has (or that are not ids at all): ignored. */
+  unknown: string[];
+}
+
 /**
  * Records a heartbeat for the toolbox whose current or previous DTMA token this is (both are
- * accepted during a rotation). Returns false for an unknown token.
+ * accepted during a rotation), and each tool status on that toolbox's `account_tool_instances`
+ * row, in one statement. Instances of other toolboxes are never touched.
  */
 export async function recordHeartbeat(
   pool: Pool,
   token: string,
   body: HeartbeatBody,
-): Promise<boolean> {
+): Promise<HeartbeatResult> {
   const hash = sha256Hex(token);
-  const { rowCount } = await pool.query(
-    `update account_tool_environments set
-       last_heartbeat_at = now(),
-       dtma_last_known_version = coalesce($2, dtma_last_known_version),
-       dtma_health_details_json = $3,
-       status = case when status in ('provisioning', 'awaiting_heartbeat', 'unresponsive')
-                     then 'active'::account_tool_environment_status_enum else status end,
-       updated_at = now()
-     where dtma_token_hash = $1 or dtma_token_previous_hash = $1`,
-    [hash, body.dtma_version ?? null, JSON.stringify(body)],
+  // One entry per id (the last wins); ids that are not UUIDs cannot name a row.
+  const tools = new Map<string, ToolInstallationStatus | null>();
+  const unknown: string[] = [];
+  for (const t of body.tool_statuses ?? []) {
+    const id = t.account_tool_instance_id;
+    if (!id) continue;
+    if (!UUID.test(id)) unknown.push(id);
+    else tools.set(id.toLowerCase(), installationStatusFor(t) ?? null);
+  }
+  const { rows } = await pool.query<{ updated: string[] | null; foreign: string[] | null }>(
+    `with env as (
+       update account_tool_environments set
+         last_heartbeat_at = now(),
+         dtma_last_known_version = coalesce($2, dtma_last_known_version),
+         dtma_health_details_json = $3,
+         status = case when status in ('provisioning', 'awaiting_heartbeat', 'unresponsive')
+                       then 'active'::account_tool_environment_status_enum else status end,
+         updated_at = now()
+       where dtma_token_hash = $1 or dtma_token_previous_hash = $1
+       returning id
+     ), tools as (
+       select t.id::uuid as id, t.status::account_tool_installation_status_enum as status
+       from jsonb_to_recordset($4::jsonb) as t(id text, status text)
+     ), updated as (
+       update account_tool_instances i set
+         status_on_toolbox = coalesce(tools.status, i.status_on_toolbox),
+         last_heartbeat_from_dtma = now(),
+         updated_at = now()
+       from tools, env
+       where i.id = tools.id and i.account_tool_environment_id = env.id
+       returning i.id
+     )
+     select
+       (select array_agg(id::text) from updated) as updated,
+       (select array_agg(i.id::text) from account_tool_instances i join tools on tools.id = i.id
+         where not exists (select 1 from env where env.id = i.account_tool_environment_id)) as foreign
+     from env`,
+    [
+      hash,
+      body.dtma_version ?? null,
+      JSON.stringify(body),
+      JSON.stringify([...tools].map(([id, status]) => ({ id, status }))),
+    ],
   );
-  return (rowCount ?? 0) > 0;
+  const row = rows[0];
+  if (!row) return { known: false, updated: [], foreign: [], unknown: [] };
+  const updated = row.updated ?? [];
+  const foreign = row.foreign ?? [];
+  const seen = new Set([...updated, ...foreign]);
+  for (const id of tools.keys()) if (!seen.has(id)) unknown.push(id);
+  return { known: true, updated, foreign, unknown };
 }
 
 /**

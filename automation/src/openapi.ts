@@ -203,6 +203,10 @@ export const openApiDocument = {
     "/v1/heartbeat": {
       post: {
         summary: "DTMA heartbeat",
+        description:
+          "Sets the toolbox's heartbeat fields and moves it to active; each tool_statuses[] item " +
+          "updates its account_tool_instances row (status_on_toolbox from the Docker state, " +
+          "last_heartbeat_from_dtma) when that instance is on this toolbox; others are ignored.",
         security: [{ dtmaToken: [] }],
         responses: {
           "204": { description: "recorded" },

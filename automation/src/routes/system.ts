@@ -28,8 +28,17 @@ export function systemRoutes(app: FastifyInstance, deps: AppDeps): void {
     const token = bearerToken(req);
     if (!token) throw new HttpError(401, "unauthorized", "a bearer token is required");
     const body = parse(heartbeatBody, req.body, "body");
-    if (!(await recordHeartbeat(deps.pool, token, body))) {
-      throw new HttpError(401, "unauthorized", "unknown DTMA token");
+    const result = await recordHeartbeat(deps.pool, token, body);
+    if (!result.known) throw new HttpError(401, "unauthorized", "unknown DTMA token");
+    if (result.foreign.length > 0) {
+      // A DTMA naming another toolbox's instances is misconfigured or hostile: never updated.
+      req.log.warn(
+        { instanceIds: result.foreign },
+        "heartbeat named tool instances of another toolbox; ignored",
+      );
+    }
+    if (result.unknown.length > 0) {
+      req.log.info({ instanceIds: result.unknown }, "heartbeat named unknown tool instances");
     }
     deps.metrics.heartbeat();
     return reply.code(204).send();
