@@ -14,53 +14,87 @@ function key(labels: Labels): string {
     .join(",");
 }
 
+/** One series of a counter: the hot path keeps it and adds to `value`, no labels per request. */
+export interface CounterCell {
+  value: number;
+}
+
 class Counter {
-  private readonly values = new Map<string, number>();
+  private readonly values = new Map<string, CounterCell>();
   constructor(
     readonly name: string,
     readonly help: string,
   ) {}
-  inc(labels: Labels = {}, by = 1): void {
+  /** The series for these labels, created at 0 on first use; the same object every time. */
+  cell(labels: Labels = {}): CounterCell {
     const k = key(labels);
-    this.values.set(k, (this.values.get(k) ?? 0) + by);
+    let c = this.values.get(k);
+    if (!c) this.values.set(k, (c = { value: 0 }));
+    return c;
+  }
+  inc(labels: Labels = {}, by = 1): void {
+    this.cell(labels).value += by;
   }
   get(labels: Labels = {}): number {
-    return this.values.get(key(labels)) ?? 0;
+    return this.values.get(key(labels))?.value ?? 0;
   }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n`;
-    for (const [k, v] of this.values) out += `${this.name}${k ? `{${k}}` : ""} ${v}\n`;
+    for (const [k, c] of this.values) out += `${this.name}${k ? `{${k}}` : ""} ${c.value}\n`;
     return out;
   }
 }
 
+/** One series of a histogram; `counts[i]` holds the observations that fell in bucket i only. */
+export class HistogramSeries {
+  readonly counts = BUCKETS.map(() => 0);
+  sum = 0;
+  count = 0;
+  observe(seconds: number): void {
+    let i = 0;
+    while (i < BUCKETS.length && seconds > BUCKETS[i]) i++;
+    if (i < BUCKETS.length) this.counts[i] += 1;
+    this.sum += seconds;
+    this.count += 1;
+  }
+}
+
 class Histogram {
-  private readonly series = new Map<string, { counts: number[]; sum: number; count: number }>();
+  private readonly series = new Map<string, HistogramSeries>();
   constructor(
     readonly name: string,
     readonly help: string,
   ) {}
-  observe(labels: Labels, seconds: number): void {
+  /** The series for these labels; the same object every time. */
+  seriesFor(labels: Labels): HistogramSeries {
     const k = key(labels);
     let s = this.series.get(k);
-    if (!s) {
-      s = { counts: BUCKETS.map(() => 0), sum: 0, count: 0 };
-      this.series.set(k, s);
-    }
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]) s.counts[i] += 1;
-    s.sum += seconds;
-    s.count += 1;
+    if (!s) this.series.set(k, (s = new HistogramSeries()));
+    return s;
+  }
+  observe(labels: Labels, seconds: number): void {
+    this.seriesFor(labels).observe(seconds);
   }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;
     for (const [k, s] of this.series) {
       const sep = k ? `${k},` : "";
-      BUCKETS.forEach((b, i) => (out += `${this.name}_bucket{${sep}le="${b}"} ${s.counts[i]}\n`));
+      let cumulative = 0;
+      BUCKETS.forEach((b, i) => {
+        cumulative += s.counts[i];
+        out += `${this.name}_bucket{${sep}le="${b}"} ${cumulative}\n`;
+      });
       out += `${this.name}_bucket{${sep}le="+Inf"} ${s.count}\n`;
       out += `${this.name}_sum${k ? `{${k}}` : ""} ${s.sum}\n${this.name}_count${k ? `{${k}}` : ""} ${s.count}\n`;
     }
     return out;
   }
+}
+
+/** The counter cell and histogram series of one route, by method and status. */
+interface RouteSeries {
+  duration: HistogramSeries;
+  requests: Map<string, Map<number, CounterCell>>;
 }
 
 export class Metrics {
@@ -78,7 +112,29 @@ export class Metrics {
     "dtma_tool_operations_total",
     "Tool operations by outcome.",
   );
+  private readonly routes = new Map<string, RouteSeries>();
   private gauges: () => { name: string; help: string; values: [Labels, number][] }[] = () => [];
+
+  /**
+   * Counts one answered request: map look-ups only once a (route, method, status) was seen,
+   * no label objects or keys per request.
+   */
+  recordRequest(method: string, route: string, status: number, seconds: number): void {
+    let r = this.routes.get(route);
+    if (!r) {
+      r = { duration: this.httpDuration.seriesFor({ route }), requests: new Map() };
+      this.routes.set(route, r);
+    }
+    let byStatus = r.requests.get(method);
+    if (!byStatus) r.requests.set(method, (byStatus = new Map<number, CounterCell>()));
+    let cell = byStatus.get(status);
+    if (!cell) {
+      cell = this.httpRequests.cell({ method, route, status: String(status) });
+      byStatus.set(status, cell);
+    }
+    cell.value += 1;
+    r.duration.observe(seconds);
+  }
 
   /** Gauges read at scrape time from the latest status sample. */
   setGaugeSource(source: typeof this.gauges): void {

@@ -301,3 +301,56 @@ describe("token rotation", function () {
     }
   });
 });
+
+describe("GET /status cache", function () {
+  this.timeout(60_000);
+
+  it("serves one body per sample with Content-Length and ETag, 304 on If-None-Match, and a new body after the next sample", async () => {
+    const dtma = await startDtma({ statusRefreshMs: 200 });
+    try {
+      const call = api(dtma.url);
+      let first = await call("GET", "/status");
+      // The first background sample may still be running: wait for one with Docker in it.
+      for (let i = 0; i < 200 && first.json.docker.reachable !== true; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        first = await call("GET", "/status");
+      }
+      assert.equal(first.status, 200);
+      assert.equal(first.headers.get("content-type"), "application/json; charset=utf-8");
+      assert.equal(Number(first.headers.get("content-length")), Buffer.byteLength(first.text));
+      const etag = first.headers.get("etag");
+      assert.match(etag ?? "", /^"[A-Za-z0-9_-]+"$/);
+      // Uptime is as of the sample: the body and its ETag go together.
+      assert.equal(typeof first.json.uptime_seconds, "number");
+      assert.ok(!Number.isNaN(Date.parse(first.json.sampled_at)));
+
+      // Eventually a later sample replaces the body (and the ETag); until then, 304s.
+      let next = first;
+      for (let i = 0; i < 400 && next.headers.get("etag") === etag; i++) {
+        const conditional = await call("GET", "/status", undefined, {
+          "if-none-match": etag!,
+        });
+        if (conditional.status === 304) {
+          assert.equal(conditional.text, "");
+          assert.equal(conditional.headers.get("etag"), etag);
+        } else {
+          assert.equal(conditional.status, 200);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+        next = await call("GET", "/status");
+      }
+      assert.notEqual(next.headers.get("etag"), etag, "a new sample replaced the body");
+      assert.notEqual(next.json.sampled_at, first.json.sampled_at);
+      assert.equal(Number(next.headers.get("content-length")), Buffer.byteLength(next.text));
+      assert.equal(
+        (await call("GET", "/status", undefined, { "if-none-match": etag! })).status,
+        200,
+        "an old ETag gets the new body",
+      );
+      // Without a token there is no cached body either.
+      assert.equal((await api(dtma.url, null)("GET", "/status")).status, 401);
+    } finally {
+      await dtma.stop();
+    }
+  });
+});

@@ -1,11 +1,21 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 
 // Bearer tokens compared in constant time: both sides are hashed to 32 bytes first, so neither
 // the comparison nor the length check leaks anything; every accepted token is always checked.
+// The accepted digests are computed once; a request costs one regular-expression test, one
+// one-shot sha256 and the comparisons, and the answers are shared constants.
 
 export type AuthResult = { ok: true } | { ok: false; reason: "missing" | "malformed" | "invalid" };
 
-const digest = (s: string) => createHash("sha256").update(s, "utf8").digest();
+const OK: AuthResult = Object.freeze({ ok: true });
+const MISSING: AuthResult = Object.freeze({ ok: false, reason: "missing" });
+const MALFORMED: AuthResult = Object.freeze({ ok: false, reason: "malformed" });
+const INVALID: AuthResult = Object.freeze({ ok: false, reason: "invalid" });
+
+const BEARER = /^Bearer [\x21-\x7e]+$/;
+const PREFIX = "Bearer ".length;
+
+const digest = (s: string): Buffer => hash("sha256", s, "buffer");
 
 export class TokenVerifier {
   private readonly digests: Buffer[];
@@ -15,12 +25,11 @@ export class TokenVerifier {
   }
 
   check(header: string | undefined): AuthResult {
-    if (!header) return { ok: false, reason: "missing" };
-    const match = /^Bearer ([\x21-\x7e]+)$/.exec(header);
-    if (!match) return { ok: false, reason: "malformed" };
-    const presented = digest(match[1]);
+    if (!header) return MISSING;
+    if (!BEARER.test(header)) return MALFORMED;
+    const presented = digest(header.slice(PREFIX));
     let ok = false;
     for (const d of this.digests) ok = timingSafeEqual(presented, d) || ok;
-    return ok ? { ok: true } : { ok: false, reason: "invalid" };
+    return ok ? OK : INVALID;
   }
 }

@@ -16,6 +16,26 @@ export interface Reply {
   /** An object is sent as JSON; a Buffer or string as is, with `contentType`. */
   body?: unknown;
   contentType?: string;
+  /** Headers computed once with the body (see `preparedReply`); sent as they are. */
+  headers?: Readonly<Record<string, string>>;
+  /** Strong validator of the body: a request whose If-None-Match names it gets a 304. */
+  etag?: string;
+}
+
+/**
+ * A reply built once and sent many times (GET /status per sample, GET /health): the body is
+ * serialized and the headers are computed here, so a request only writes them. The body stays a
+ * string: node:http then sends the head and the body as one chunk (a Buffer takes a second
+ * chunk and the vectored-write path).
+ */
+export function preparedReply(body: string, contentType: string, etag?: string): Reply {
+  const headers: Record<string, string> = {
+    "content-type": contentType,
+    "content-length": String(Buffer.byteLength(body)),
+    "cache-control": "no-store",
+  };
+  if (etag) headers.etag = etag;
+  return { status: 200, body, contentType, headers, ...(etag ? { etag } : {}) };
 }
 
 export interface Route {
@@ -28,16 +48,36 @@ export interface Route {
   handler: (ctx: RequestContext) => Promise<Reply> | Reply;
 }
 
-interface Compiled extends Route {
+export interface Compiled extends Route {
   segments: string[];
 }
 
 export class Router {
   private readonly routes: Compiled[] = [];
+  /** Routes without parameters by path, then method: the hot path skips URL parsing. */
+  private readonly fixed = new Map<string, Map<string, Compiled>>();
 
   add(...routes: Route[]): this {
-    for (const r of routes) this.routes.push({ ...r, segments: r.path.split("/").slice(1) });
+    for (const r of routes) {
+      const compiled = { ...r, segments: r.path.split("/").slice(1) };
+      this.routes.push(compiled);
+      // Only plain paths (parsing them as a URL changes nothing) that no earlier parameterized route takes.
+      if (!/^(\/[A-Za-z0-9_-]+)+$/.test(r.path)) continue;
+      if (this.routes.some((e) => e.path.includes(":") && safeMatch(e.segments, compiled.segments)))
+        continue;
+      let byMethod = this.fixed.get(r.path);
+      if (!byMethod) this.fixed.set(r.path, (byMethod = new Map<string, Compiled>()));
+      if (!byMethod.has(r.method)) byMethod.set(r.method, compiled);
+    }
     return this;
+  }
+
+  /**
+   * The parameterless route whose path is exactly `rawUrl` (no query, no encoding to undo), or
+   * undefined: then `match` on the parsed pathname decides (404, 405, parameters).
+   */
+  exact(method: string, rawUrl: string): Compiled | undefined {
+    return this.fixed.get(rawUrl)?.get(method);
   }
 
   /** The route for a request, its path parameters, or an HttpError (404, 405, 400). */
@@ -53,6 +93,14 @@ export class Router {
     if (pathMatched)
       throw new HttpError(405, "method_not_allowed", `${method} is not allowed here`);
     throw new HttpError(404, "not_found", "no such route");
+  }
+}
+
+function safeMatch(pattern: string[], parts: string[]): boolean {
+  try {
+    return matchSegments(pattern, parts) !== null;
+  } catch {
+    return true;
   }
 }
 

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { Metrics } from "../metrics";
 import type { TokenVerifier } from "./auth";
 import { HttpError } from "./errors";
-import type { Reply, Router } from "./router";
+import type { Reply, RequestContext, Router } from "./router";
 
 export const BODY_LIMIT_BYTES = 128 * 1024;
 
@@ -18,18 +18,91 @@ export interface ServerDeps {
 const JSON_TYPE = "application/json; charset=utf-8";
 
 export function createHttpServer(deps: ServerDeps): http.Server {
-  const server = http.createServer((req, res) => void handle(deps, req, res));
+  const server = http.createServer((req, res) => handle(deps, req, res));
   server.keepAliveTimeout = 65_000;
   return server;
 }
 
-async function handle(deps: ServerDeps, req: http.IncomingMessage, res: http.ServerResponse) {
-  const started = process.hrtime.bigint();
+const NO_PARAMS: Record<string, string> = Object.freeze({});
+
+/** The handler's view of a request; the query and the abort signal are made only when read. */
+class Context implements RequestContext {
+  private abort: AbortController | undefined;
+  private parsedQuery: URLSearchParams | undefined;
+
+  constructor(
+    readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
+    readonly params: Record<string, string>,
+    readonly body: unknown,
+    query: URLSearchParams | undefined,
+  ) {
+    this.parsedQuery = query;
+  }
+
+  get query(): URLSearchParams {
+    return (this.parsedQuery ??= new URLSearchParams());
+  }
+
+  /** Aborted when the client goes away (or already has). */
+  get signal(): AbortSignal {
+    if (!this.abort) {
+      const abort = new AbortController();
+      this.abort = abort;
+      if (this.res.closed) abort.abort();
+      else this.res.once("close", () => abort.abort());
+    }
+    return this.abort.signal;
+  }
+}
+
+const isPromise = (x: Reply | Promise<Reply>): x is Promise<Reply> => x instanceof Promise;
+
+function handle(deps: ServerDeps, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const started = performance.now();
   const method = req.method ?? "GET";
+  // Hot path (GET /status, /health, /metrics, /tools): a parameterless route named exactly by
+  // the raw URL needs no URL parsing, and a synchronous handler no promise.
+  const route = deps.router.exact(method, req.url ?? "/");
+  if (!route || route.body) {
+    void handleParsed(deps, req, res, method, started);
+    return;
+  }
+  let reply: Reply | Promise<Reply>;
+  try {
+    if (!route.public) authenticate(deps, req, route.path);
+    reply = route.handler(new Context(req, res, NO_PARAMS, undefined, undefined));
+  } catch (err) {
+    reply = errorReply(deps.log, err, method, route.path);
+  }
+  if (!isPromise(reply)) {
+    finish(deps, req, res, method, route.path, reply, started);
+    return;
+  }
+  reply.then(
+    (r) => finish(deps, req, res, method, route.path, r, started),
+    (err: unknown) =>
+      finish(
+        deps,
+        req,
+        res,
+        method,
+        route.path,
+        errorReply(deps.log, err, method, route.path),
+        started,
+      ),
+  );
+}
+
+async function handleParsed(
+  deps: ServerDeps,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  method: string,
+  started: number,
+): Promise<void> {
   let routeLabel = "unmatched";
   let reply: Reply;
-  const abort = new AbortController();
-  res.on("close", () => abort.abort());
   try {
     const url = new URL(req.url ?? "/", "http://dtma");
     let matched: ReturnType<Router["match"]> | undefined;
@@ -47,23 +120,38 @@ async function handle(deps: ServerDeps, req: http.IncomingMessage, res: http.Ser
     const body = route.body
       ? await readJson(req, deps.bodyLimitBytes ?? BODY_LIMIT_BYTES)
       : undefined;
-    reply = await route.handler({
-      req,
-      params,
-      query: url.searchParams,
-      body,
-      signal: abort.signal,
-    });
+    reply = await route.handler(new Context(req, res, params, body, url.searchParams));
   } catch (err) {
     reply = errorReply(deps.log, err, method, routeLabel);
   }
-  send(res, reply);
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const labels = { method, route: routeLabel, status: String(reply.status) };
-  deps.metrics.httpRequests.inc(labels);
-  deps.metrics.httpDuration.observe({ route: routeLabel }, seconds);
-  if (method !== "GET" || reply.status >= 400) {
-    deps.log.info({ ...labels, ms: Math.round(seconds * 1000) }, "request");
+  finish(deps, req, res, method, routeLabel, reply, started);
+}
+
+function finish(
+  deps: ServerDeps,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  method: string,
+  route: string,
+  reply: Reply,
+  started: number,
+): void {
+  const status = send(req, res, reply);
+  const seconds = (performance.now() - started) / 1000;
+  deps.metrics.recordRequest(method, route, status, seconds);
+  // Every failure is logged with its reason (auth failures also by `authenticate`, 500s also
+  // with the error by `errorReply`); a successful request only at debug level.
+  if (status >= 400) {
+    const error = (reply.body as { error?: unknown } | undefined)?.error;
+    deps.log.info(
+      { method, route, status: String(status), error, ms: Math.round(seconds * 1000) },
+      "request",
+    );
+  } else if (deps.log.isLevelEnabled("debug")) {
+    deps.log.debug(
+      { method, route, status: String(status), ms: Math.round(seconds * 1000) },
+      "request",
+    );
   }
 }
 
@@ -122,11 +210,22 @@ function errorReply(log: Logger, err: unknown, method: string, route: string): R
   return { status: 500, body: { error: "internal", message: "internal error (logged)" } };
 }
 
-function send(res: http.ServerResponse, reply: Reply): void {
-  if (res.headersSent || res.destroyed) return;
+/** Writes the reply; returns the status sent (304 when the client already has the body). */
+function send(req: http.IncomingMessage, res: http.ServerResponse, reply: Reply): number {
+  if (res.headersSent || res.destroyed) return reply.status;
+  if (reply.headers) {
+    const ifNoneMatch = req.headers["if-none-match"];
+    if (reply.etag && ifNoneMatch && matchesEtag(ifNoneMatch, reply.etag)) {
+      res.writeHead(304, { etag: reply.etag, "cache-control": "no-store" }).end();
+      return 304;
+    }
+    res.writeHead(reply.status, reply.headers);
+    res.end(reply.body as string);
+    return reply.status;
+  }
   if (reply.body === undefined) {
     res.writeHead(reply.status).end();
-    return;
+    return reply.status;
   }
   const raw = Buffer.isBuffer(reply.body) || typeof reply.body === "string";
   const payload = raw ? (reply.body as Buffer | string) : JSON.stringify(reply.body);
@@ -136,4 +235,13 @@ function send(res: http.ServerResponse, reply: Reply): void {
     "cache-control": "no-store",
   });
   res.end(payload);
+  return reply.status;
+}
+
+/** If-None-Match: `*` or a list of entity tags; weak ones compare by their opaque part. */
+function matchesEtag(header: string, etag: string): boolean {
+  return header.split(",").some((t) => {
+    const tag = t.trim();
+    return tag === "*" || tag === etag || tag === `W/${etag}`;
+  });
 }

@@ -1,9 +1,9 @@
 import type { Metrics } from "../metrics";
-import type { Route } from "../http/router";
+import { preparedReply, type Route } from "../http/router";
 import type { StatusSampler } from "../status/sampler";
 
-const HEALTH = Buffer.from(JSON.stringify({ status: "ok" }));
 const JSON_TYPE = "application/json; charset=utf-8";
+const HEALTH = preparedReply(JSON.stringify({ status: "ok" }), JSON_TYPE);
 
 export function systemRoutes(deps: { sampler: StatusSampler; metrics: Metrics }): Route[] {
   return [
@@ -12,12 +12,13 @@ export function systemRoutes(deps: { sampler: StatusSampler; metrics: Metrics })
       method: "GET",
       path: "/health",
       public: true,
-      handler: () => ({ status: 200, body: HEALTH, contentType: JSON_TYPE }),
+      handler: () => HEALTH,
     },
     {
       method: "GET",
       path: "/status",
-      handler: () => ({ status: 200, body: deps.sampler.json, contentType: JSON_TYPE }),
+      // Built once per background sample (body, Content-Length, ETag); If-None-Match gets a 304.
+      handler: () => deps.sampler.reply,
     },
     {
       method: "GET",

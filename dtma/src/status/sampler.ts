@@ -1,11 +1,17 @@
+import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { Status } from "../api";
 import type { DockerEngine } from "../docker/engine";
+import { preparedReply, type Reply } from "../http/router";
 import type { ToolManager } from "../tools/manager";
 import { SystemSampler } from "./system";
 
 // /status is served from a sample refreshed in the background (and after every change), so a
-// request never waits on Docker. The JSON is serialized once per sample.
+// request never waits on Docker. The answer (JSON body, Content-Length, ETag) is built once per
+// sample; a request only writes it. Every time in it — `uptime_seconds`, each tool's
+// `uptime_seconds` — is as of `sampled_at`, so the cached body stays true until the next sample.
+
+const JSON_TYPE = "application/json; charset=utf-8";
 
 export interface StatusSamplerDeps {
   docker: DockerEngine;
@@ -19,7 +25,7 @@ export interface StatusSamplerDeps {
 
 export class StatusSampler {
   private current: Status;
-  private body: Buffer;
+  private prepared: Reply;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -45,15 +51,16 @@ export class StatusSampler {
       docker: { reachable: false, version: null, error: "not sampled yet" },
       tool_instances: [],
     };
-    this.body = Buffer.from(JSON.stringify(this.current));
+    this.prepared = prepare(this.current);
   }
 
   get status(): Status {
     return this.current;
   }
 
-  get json(): Buffer {
-    return this.body;
+  /** The GET /status answer for the current sample (the same object until the next sample). */
+  get reply(): Reply {
+    return this.prepared;
   }
 
   start(): Promise<void> {
@@ -119,6 +126,12 @@ export class StatusSampler {
         restarts: t.restarts,
       })),
     };
-    this.body = Buffer.from(JSON.stringify(this.current));
+    this.prepared = prepare(this.current);
   }
+}
+
+function prepare(status: Status): Reply {
+  const body = JSON.stringify(status);
+  const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
+  return preparedReply(body, JSON_TYPE, etag);
 }
