@@ -25,6 +25,7 @@ system_packages() {
   [ -x /bin/busybox ] || missing+=(busybox-static)
   command -v ssh-keygen >/dev/null || missing+=(openssh-client)
   command -v git >/dev/null || missing+=(git)
+  command -v jq >/dev/null || missing+=(jq) # the images workflow's discovery step, run by a test
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
       say "missing Debian packages (${missing[*]}); install them as root: apt-get install ${missing[*]}"

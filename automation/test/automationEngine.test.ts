@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { mkdtemp, mkdir, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -55,7 +56,8 @@ describe("Automation API engine: what it passes to Pulumi", () => {
   });
 
   it("stack config in the agentopia-toolboxes namespace, the SSH key as a secret", () => {
-    const map = stackConfig(request.config, "-----BEGIN OPENSSH PRIVATE KEY-----");
+    const key = `test-ssh-key-${randomUUID()}`;
+    const map = stackConfig(request.config, key);
     assert.deepEqual(map, {
       "agentopia-toolboxes:accountId": { value: request.config.accountId },
       "agentopia-toolboxes:target": { value: "digitalocean" },
@@ -65,10 +67,7 @@ describe("Automation API engine: what it passes to Pulumi", () => {
       "agentopia-toolboxes:region": { value: "nyc3" },
       "agentopia-toolboxes:platformStack": { value: "agentopia/agentopia-toolboxes/prod" },
       "agentopia-toolboxes:dtmaImage": { value: "ghcr.io/agentopia/dtma:1" },
-      "agentopia-toolboxes:sshPrivateKey": {
-        value: "-----BEGIN OPENSSH PRIVATE KEY-----",
-        secret: true,
-      },
+      "agentopia-toolboxes:sshPrivateKey": { value: key, secret: true },
     });
     const local = stackConfig({ ...request.config, target: "local" }, "key");
     assert.equal(
