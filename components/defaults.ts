@@ -13,4 +13,6 @@ export const TOOLBOX_DEFAULTS = {
   swapMb: 1024,
   localBackendPort: 3000,
   sshStateDirName: "agentopia-toolboxes-ssh",
+  /** What `npm run images:local` builds: the images of the local target. */
+  localImages: { dtma: "agentopia/dtma:local", backend: "agentopia/backend:local" },
 } as const;

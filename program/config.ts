@@ -202,8 +202,8 @@ const accountSchema = z
     platformStack: z.string().min(1).optional(),
     agentopiaApiBaseUrl: url,
     controlPlaneCidrs: controlPlaneCidrs.optional(),
-    dtmaImage: imageRef,
-    backendImage: imageRef,
+    dtmaImage: imageRef.optional(),
+    backendImage: imageRef.optional(),
     tokenGeneration: z.number().int().min(0).default(DEFAULTS.tokenGeneration),
     reservedIp: z.boolean().default(DEFAULTS.reservedIp),
     dnsZone: domain.optional(),
@@ -213,7 +213,12 @@ const accountSchema = z
   })
   .superRefine((cfg, ctx) => {
     if (cfg.target === "digitalocean") {
-      for (const key of ["platformStack", "controlPlaneCidrs"] as const) {
+      for (const key of [
+        "platformStack",
+        "controlPlaneCidrs",
+        "dtmaImage",
+        "backendImage",
+      ] as const) {
         if (cfg[key] === undefined) {
           ctx.addIssue({
             code: "custom",
@@ -225,7 +230,10 @@ const accountSchema = z
     }
   });
 
-export type AccountConfig = z.infer<typeof accountSchema> & {
+export type AccountConfig = Omit<z.infer<typeof accountSchema>, "dtmaImage" | "backendImage"> & {
+  /** Required on DigitalOcean; the local target defaults to what `npm run images:local` builds. */
+  dtmaImage: string;
+  backendImage: string;
   sshPrivateKey?: pulumi.Output<string>;
 };
 
@@ -340,6 +348,13 @@ const ACCOUNT_JSON_KEYS = [
   "localBackendPort",
 ] as const;
 
+/** Every key the account program reads: what the automation service may set. */
+export const ACCOUNT_CONFIG_KEYS: readonly string[] = [
+  ...ACCOUNT_STRING_KEYS,
+  ...ACCOUNT_JSON_KEYS,
+  "sshPrivateKey",
+];
+
 export function parseOperatorConfig(source: ConfigSource): OperatorConfig {
   const cfg: OperatorConfig = parse(
     operatorSchema,
@@ -361,8 +376,13 @@ export function parseOperatorConfig(source: ConfigSource): OperatorConfig {
 }
 
 export function parseAccountConfig(source: ConfigSource): AccountConfig {
-  const cfg: AccountConfig = parse(accountSchema, source, ACCOUNT_STRING_KEYS, ACCOUNT_JSON_KEYS);
-  cfg.sshPrivateKey = source.getSecret("sshPrivateKey");
+  const parsed = parse(accountSchema, source, ACCOUNT_STRING_KEYS, ACCOUNT_JSON_KEYS);
+  const cfg: AccountConfig = {
+    ...parsed,
+    dtmaImage: parsed.dtmaImage ?? DEFAULTS.localImages.dtma,
+    backendImage: parsed.backendImage ?? DEFAULTS.localImages.backend,
+    sshPrivateKey: source.getSecret("sshPrivateKey"),
+  };
   if (cfg.target === "digitalocean" && cfg.sshPrivateKey === undefined) {
     throw new ConfigError(
       `${CONFIG_NAMESPACE}:sshPrivateKey: is required (as a secret) for target digitalocean`,

@@ -21,7 +21,8 @@ import {
   WORLD,
 } from "../components/firewallRules";
 import { READINESS_SCRIPT } from "../components/readinessGate";
-import { ACCOUNT_ID_PATTERN } from "../program/config";
+import { stackConfig } from "../automation/src/engine/automationOptions";
+import { ACCOUNT_CONFIG_KEYS, ACCOUNT_ID_PATTERN, CONFIG_NAMESPACE } from "../program/config";
 import { evaluateProgram, testKeyPair } from "../plan/evaluate";
 
 const accountId = fc.stringMatching(ACCOUNT_ID_PATTERN);
@@ -283,6 +284,32 @@ describe("account program (what the automation service runs)", function () {
       ),
       /has no VPC in sgp1/,
     );
+  });
+
+  it("reads every key the automation service sets (no key is silently ignored)", function () {
+    for (const target of ["digitalocean", "local"] as const) {
+      const map = stackConfig(
+        {
+          accountId: "a",
+          target,
+          region: "nyc3",
+          size: "s-1vcpu-1gb",
+          platformStack: "org/agentopia-toolboxes/prod",
+          agentopiaApiBaseUrl: "https://x.example/v1",
+          controlPlaneCidrs: ["198.51.100.0/24"],
+          dtmaImage: "a/dtma:1",
+          backendImage: "a/backend:1",
+          tokenGeneration: 0,
+        },
+        "key",
+        "/tmp/ssh",
+      );
+      for (const key of Object.keys(map)) {
+        const [namespace, name] = key.split(":");
+        assert.equal(namespace, CONFIG_NAMESPACE);
+        assert.ok(ACCOUNT_CONFIG_KEYS.includes(name), `the account program ignores ${key}`);
+      }
+    }
   });
 
   it("runs the local target without a platform stack", async function () {

@@ -190,6 +190,27 @@ describe("stack configuration", function () {
     );
   });
 
+  it("account stacks default to the local images on the local target and require them on digitalocean", function () {
+    const local = parseAccountConfig(
+      source({ accountId: "a1", target: "local", agentopiaApiBaseUrl: "http://127.0.0.1:8080/v1" }),
+    );
+    assert.equal(local.dtmaImage, "agentopia/dtma:local");
+    assert.equal(local.backendImage, "agentopia/backend:local");
+    assert.throws(
+      () =>
+        parseAccountConfig(
+          source({
+            accountId: "a1",
+            target: "digitalocean",
+            agentopiaApiBaseUrl: "https://x.example/v1",
+            platformStack: "org/agentopia-toolboxes/prod",
+            controlPlaneCidrs: ["198.51.100.0/24"],
+          }),
+        ),
+      /agentopia-toolboxes:dtmaImage: is required for target digitalocean/,
+    );
+  });
+
   it("evaluates every committed stack without a config error", async function () {
     for (const stack of ["local", "dev", "prod"]) {
       const ev = await evaluateStack(stack);

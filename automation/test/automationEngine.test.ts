@@ -57,7 +57,7 @@ describe("Automation API engine: what it passes to Pulumi", () => {
 
   it("stack config in the agentopia-toolboxes namespace, the SSH key as a secret", () => {
     const key = `test-ssh-key-${randomUUID()}`;
-    const map = stackConfig(request.config, key);
+    const map = stackConfig(request.config, key, "/srv/stacks/acct-x/ssh");
     assert.deepEqual(map, {
       "agentopia-toolboxes:accountId": { value: request.config.accountId },
       "agentopia-toolboxes:target": { value: "digitalocean" },
@@ -68,6 +68,7 @@ describe("Automation API engine: what it passes to Pulumi", () => {
       "agentopia-toolboxes:platformStack": { value: "agentopia/agentopia-toolboxes/prod" },
       "agentopia-toolboxes:dtmaImage": { value: "ghcr.io/agentopia/dtma:1" },
       "agentopia-toolboxes:sshPrivateKey": { value: key, secret: true },
+      "agentopia-toolboxes:sshStateDir": { value: "/srv/stacks/acct-x/ssh" },
     });
     const local = stackConfig({ ...request.config, target: "local" }, "key");
     assert.equal(

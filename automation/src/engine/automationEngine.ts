@@ -202,7 +202,13 @@ export class AutomationEngine implements ToolboxEngine {
         { stackName: req.stackName, projectName: PROJECT_NAME, program },
         { ...workspaceOptions(this.opts, req.stackName), pulumiCommand },
       );
-      await stack.setAllConfig(stackConfig(req.config, this.opts.sshPrivateKey));
+      await stack.setAllConfig(
+        stackConfig(
+          req.config,
+          this.opts.sshPrivateKey,
+          path.join(workDirFor(this.opts, req.stackName), "ssh"),
+        ),
+      );
       return await fn(stack);
     } catch (err) {
       throw classifyError(err, automation);

@@ -62,8 +62,16 @@ export function workspaceOptions(
   return opts;
 }
 
-/** Stack config in the `agentopia-toolboxes` namespace, as the account program reads it. */
-export function stackConfig(config: ToolboxStackConfig, sshPrivateKey?: string): ConfigMap {
+/**
+ * Stack config in the `agentopia-toolboxes` namespace, as the account program reads it. On
+ * DigitalOcean the SSH key and the pinned known_hosts the Docker provider reads are written under
+ * `sshStateDir`, inside the stack's work directory, so they go when the stack does.
+ */
+export function stackConfig(
+  config: ToolboxStackConfig,
+  sshPrivateKey?: string,
+  sshStateDir?: string,
+): ConfigMap {
   const key = (k: string) => `${CONFIG_NAMESPACE}:${k}`;
   const map: ConfigMap = {
     [key("accountId")]: { value: config.accountId },
@@ -84,6 +92,9 @@ export function stackConfig(config: ToolboxStackConfig, sshPrivateKey?: string):
   }
   if (config.target === "digitalocean" && sshPrivateKey !== undefined) {
     map[key("sshPrivateKey")] = { value: sshPrivateKey, secret: true };
+  }
+  if (config.target === "digitalocean" && sshStateDir !== undefined) {
+    map[key("sshStateDir")] = { value: sshStateDir };
   }
   return map;
 }
