@@ -22,10 +22,11 @@ system_packages() {
   command -v cloud-init >/dev/null || missing+=(cloud-init)
   command -v shellcheck >/dev/null || missing+=(shellcheck)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
-  [ -x /bin/busybox ] || missing+=(busybox-static)
+  dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static) # a static one, for the FROM-scratch tool image
   command -v ssh-keygen >/dev/null || missing+=(openssh-client)
   command -v git >/dev/null || missing+=(git)
   command -v jq >/dev/null || missing+=(jq) # the images workflow's discovery step, run by a test
+  command -v ip >/dev/null || missing+=(iproute2) # network namespaces in the firewall test
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
       say "missing Debian packages (${missing[*]}); install them as root: apt-get install ${missing[*]}"
