@@ -22,7 +22,7 @@ export interface SshAccessArgs {
   privateKey: pulumi.Input<string>;
 }
 
-export function sshOptions(keyFile: string, knownHostsFile: string): string[] {
+function sshOptions(keyFile: string, knownHostsFile: string): string[] {
   return [
     "-i",
     keyFile,

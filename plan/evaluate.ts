@@ -22,7 +22,6 @@ export interface EvaluatedResource {
   type: string;
   name: string;
   urn: string;
-  custom: boolean;
   /** Inputs as the provider would receive them, secrets unwrapped. */
   inputs: Record<string, unknown>;
   /** Dotted paths of inputs that were Pulumi secrets (`envs`, `connection.privateKey`). */
@@ -186,10 +185,7 @@ export async function evaluateProgram(
   config: Record<string, string>,
   opts: EvaluateOptions = {},
 ): Promise<Evaluation> {
-  const registered = new Map<
-    string,
-    { inputs: Record<string, unknown>; secretPaths: string[]; custom: boolean }
-  >();
+  const registered = new Map<string, { inputs: Record<string, unknown>; secretPaths: string[] }>();
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
@@ -209,7 +205,6 @@ export async function evaluateProgram(
         registered.set(`${args.type}::${args.name}`, {
           inputs,
           secretPaths,
-          custom: args.custom ?? true,
         });
         return { id, state: { ...inputs, ...computedState({ ...args, inputs }, id) } };
       },
@@ -268,7 +263,6 @@ export async function evaluateProgram(
       type: c.type,
       name: c.name,
       urn,
-      custom: reg?.custom ?? false,
       inputs: reg?.inputs ?? {},
       secretPaths: reg?.secretPaths ?? [],
       parent: await resolveUrn(c.parent),

@@ -214,14 +214,15 @@ describe("account program (what the automation service runs)", function () {
     backendImage: "ghcr.io/agentopia/backend:1",
   };
   const load = () => import("../program/account").then((m) => m.accountProgram());
-
-  it("declares one toolbox from the platform stack's outputs and exports the contract", async function () {
-    const ev = await evaluateProgram(
-      "acct-x",
+  /** The account program on digitalocean, reading a platform stack with VPCs in `vpcIds`. */
+  const evaluateDroplet = (accountId: string, region: string, vpcIds: Record<string, string>) =>
+    evaluateProgram(
+      `acct-${accountId}`,
       {
         ...base,
+        accountId,
         target: "digitalocean",
-        region: "fra1",
+        region,
         platformStack: "org/agentopia-toolboxes/prod",
         controlPlaneCidrs: JSON.stringify(["198.51.100.16/28"]),
         sshPrivateKey: testKeyPair().privateKey,
@@ -230,7 +231,7 @@ describe("account program (what the automation service runs)", function () {
         program: load,
         secretKeys: ["sshPrivateKey"],
         stackReferenceOutputs: {
-          vpcIds: { fra1: "vpc-fra1", nyc3: "vpc-nyc3" },
+          vpcIds,
           projectId: "proj-1",
           sshKeyFingerprint: "fp",
           sshPublicKey: testKeyPair().publicKey,
@@ -238,6 +239,12 @@ describe("account program (what the automation service runs)", function () {
         },
       },
     );
+
+  it("declares one toolbox from the platform stack's outputs and exports the contract", async function () {
+    const ev = await evaluateDroplet(base.accountId, "fra1", {
+      fra1: "vpc-fra1",
+      nyc3: "vpc-nyc3",
+    });
     const droplet = ev.resources.find((r) => r.type === "digitalocean:index/droplet:Droplet")!;
     assert.equal(droplet.inputs.vpcUuid, "vpc-fra1");
     assert.equal(droplet.inputs.region, "fra1");
@@ -258,32 +265,7 @@ describe("account program (what the automation service runs)", function () {
   });
 
   it("fails clearly when the platform has no VPC in the requested region", async function () {
-    await assert.rejects(
-      evaluateProgram(
-        "acct-y",
-        {
-          ...base,
-          accountId: "y",
-          target: "digitalocean",
-          region: "sgp1",
-          platformStack: "org/agentopia-toolboxes/dev",
-          controlPlaneCidrs: JSON.stringify(["198.51.100.16/28"]),
-          sshPrivateKey: testKeyPair().privateKey,
-        },
-        {
-          program: load,
-          secretKeys: ["sshPrivateKey"],
-          stackReferenceOutputs: {
-            vpcIds: { nyc3: "vpc-nyc3" },
-            projectId: "p",
-            sshKeyFingerprint: "fp",
-            sshPublicKey: testKeyPair().publicKey,
-            environmentTag: "env-dev",
-          },
-        },
-      ),
-      /has no VPC in sgp1/,
-    );
+    await assert.rejects(evaluateDroplet("y", "sgp1", { nyc3: "vpc-nyc3" }), /has no VPC in sgp1/);
   });
 
   it("reads every key the automation service sets (no key is silently ignored)", function () {
