@@ -14,7 +14,12 @@ describe("schema: migrations, Agentopia's enum, row-level security, heartbeat sw
     url = await freshDatabase();
     pool = new Pool({ connectionString: url });
   });
-  after(async () => pool.end());
+  after(async () => {
+    // end() resolves before its clients' sockets close; the root hook may already be stopping
+    // the cluster, whose goodbye would otherwise reach a pool with no error listener.
+    pool.on("error", () => undefined);
+    await pool.end();
+  });
 
   it("applies the migrations once, in order, and again is a no-op", async () => {
     const first = await migrate(pool);
