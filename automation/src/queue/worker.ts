@@ -211,6 +211,12 @@ export async function runOperation(
   engineDone: () => void = () => undefined,
 ): Promise<void> {
   const db = await deps.pool.connect();
+  // A checked-out client's errors are not the pool's to handle: without a listener a connection
+  // lost while the engine runs (database restart or shutdown) would crash the process instead of
+  // failing this attempt's next query.
+  const lost = (err: Error) =>
+    deps.log.warn({ operationId: job.operationId, err: err.message }, "operation connection lost");
+  db.on("error", lost);
   let locked = false;
   const started = Date.now();
   try {
@@ -264,8 +270,11 @@ export async function runOperation(
   } finally {
     // Not awaited: the outcome is committed, and a worker that picks up this account's next
     // operation meanwhile waits for the lock. A failed unlock closes the session (and the lock).
-    if (locked) void unlockAccount(db, job.accountId);
-    else db.release();
+    if (locked) void unlockAccount(db, job.accountId).finally(() => db.off("error", lost));
+    else {
+      db.off("error", lost);
+      db.release();
+    }
   }
 }
 
