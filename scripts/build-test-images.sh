@@ -53,6 +53,7 @@ fi
 echo "build-test-images: building agentopia/dtma:dev"
 # Only what the Dockerfile copies goes into the context (not node_modules or the toolchain).
 tar -C "$ROOT_DIR" -c package.json package-lock.json tsconfig.base.json \
+  servicekit/package.json servicekit/tsconfig.build.json servicekit/src \
   dtma/Dockerfile dtma/package.json dtma/tsconfig.build.json dtma/src \
   | docker build -q -t agentopia/dtma:dev -f dtma/Dockerfile - > /dev/null
 echo "build-test-images: built agentopia/dtma:dev"

@@ -1,5 +1,5 @@
 import type { Metrics } from "../metrics";
-import { preparedReply, type Route } from "../http/router";
+import { preparedReply, type Route } from "@agentopia-toolboxes/servicekit/http";
 import type { StatusSampler } from "../status/sampler";
 
 const JSON_TYPE = "application/json; charset=utf-8";
@@ -11,7 +11,7 @@ export function systemRoutes(deps: { sampler: StatusSampler; metrics: Metrics })
     {
       method: "GET",
       path: "/health",
-      public: true,
+      auth: "none",
       handler: () => HEALTH,
     },
     {

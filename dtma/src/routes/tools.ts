@@ -1,6 +1,5 @@
 import type { WaitState } from "../api";
-import { HttpError } from "../http/errors";
-import type { Route } from "../http/router";
+import { HttpError, type Route } from "@agentopia-toolboxes/servicekit/http";
 import type { Metrics } from "../metrics";
 import type { ToolManager } from "../tools/manager";
 

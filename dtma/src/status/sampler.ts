@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { Status } from "../api";
 import type { DockerEngine } from "../docker/engine";
-import { preparedReply, type Reply } from "../http/router";
+import { preparedReply, type Reply } from "@agentopia-toolboxes/servicekit/http";
 import type { ToolManager } from "../tools/manager";
 import { SystemSampler } from "./system";
 

@@ -1,4 +1,4 @@
-import { HttpError } from "../http/errors";
+import { HttpError } from "@agentopia-toolboxes/servicekit/http";
 
 // Calls on one tool are serialized. A call identical to the one in flight (same operation and
 // key, e.g. the same PUT body) queues behind it and finds its work done; any other call on a

@@ -4,7 +4,7 @@ import { demuxLogs } from "../docker/demux";
 import type { ContainerSummary, DockerEngine } from "../docker/engine";
 import { DockerError } from "../docker/engine";
 import { containerBody } from "../docker/sandbox";
-import { HttpError } from "../http/errors";
+import { HttpError } from "@agentopia-toolboxes/servicekit/http";
 import { LABEL, MANAGED_BY, specHash } from "./labels";
 import { ToolLocks } from "./lock";
 import type { Caps, ParsedSpec } from "./spec";

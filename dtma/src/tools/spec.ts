@@ -1,6 +1,6 @@
 import type { RegistryAuth, ToolResources, ToolSpec } from "../api";
 import { TOOL_NAME_PATTERN, TOOL_NAME_RULE } from "../api";
-import { HttpError } from "../http/errors";
+import { HttpError } from "@agentopia-toolboxes/servicekit/http";
 
 // The deploy body, validated strictly: unknown keys (privileged, binds, devices, cap_add,
 // network_mode, ...) are refused, so no request can loosen the sandbox. Hand-written rather than

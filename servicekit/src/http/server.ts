@@ -1,24 +1,41 @@
 import http from "node:http";
+import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
-import type { Metrics } from "../metrics";
-import type { TokenVerifier } from "./auth";
+import type { AuthResult } from "./auth";
 import { HttpError } from "./errors";
 import type { Reply, RequestContext, Router } from "./router";
 
 export const BODY_LIMIT_BYTES = 128 * 1024;
 
+/** What the server needs of a service's metrics. */
+export interface RequestMetrics {
+  recordRequest(method: string, route: string, status: number, seconds: number): void;
+  authFailure(reason: string): void;
+}
+
 export interface ServerDeps {
   router: Router;
-  verifier: TokenVerifier;
+  /** Checks the Authorization header of routes whose `auth` is `token`. */
+  verifier: { check(header: string | undefined): AuthResult };
   log: Logger;
-  metrics: Metrics;
+  metrics: RequestMetrics;
   bodyLimitBytes?: number;
 }
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
 export function createHttpServer(deps: ServerDeps): http.Server {
-  const server = http.createServer((req, res) => handle(deps, req, res));
+  const server = http.createServer(
+    // Only requests meant for an upgrade route are upgrades; any other `Upgrade` header (h2c, a
+    // stray websocket) is an ordinary request that gets an ordinary answer.
+    { shouldUpgradeCallback: (req) => deps.router.takesUpgrade(req.method ?? "", req.url ?? "/") },
+    (req, res) => handle(deps, req, res),
+  );
+  server.on(
+    "upgrade",
+    (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      void handleUpgrade(deps, req, socket, head),
+  );
   server.keepAliveTimeout = 65_000;
   return server;
 }
@@ -32,7 +49,7 @@ class Context implements RequestContext {
 
   constructor(
     readonly req: http.IncomingMessage,
-    private readonly res: http.ServerResponse,
+    readonly res: http.ServerResponse,
     readonly params: Record<string, string>,
     readonly body: unknown,
     query: URLSearchParams | undefined,
@@ -56,7 +73,8 @@ class Context implements RequestContext {
   }
 }
 
-const isPromise = (x: Reply | Promise<Reply>): x is Promise<Reply> => x instanceof Promise;
+type Answer = Reply | void;
+const isPromise = (x: Answer | Promise<Answer>): x is Promise<Answer> => x instanceof Promise;
 
 function handle(deps: ServerDeps, req: http.IncomingMessage, res: http.ServerResponse): void {
   const started = performance.now();
@@ -64,13 +82,13 @@ function handle(deps: ServerDeps, req: http.IncomingMessage, res: http.ServerRes
   // Hot path (GET /status, /health, /metrics, /tools): a parameterless route named exactly by
   // the raw URL needs no URL parsing, and a synchronous handler no promise.
   const route = deps.router.exact(method, req.url ?? "/");
-  if (!route || route.body) {
+  if (!route?.handler || route.body) {
     void handleParsed(deps, req, res, method, started);
     return;
   }
-  let reply: Reply | Promise<Reply>;
+  let reply: Answer | Promise<Answer>;
   try {
-    if (!route.public) authenticate(deps, req, route.path);
+    if ((route.auth ?? "token") === "token") authenticate(deps, req, route.path);
     reply = route.handler(new Context(req, res, NO_PARAMS, undefined, undefined));
   } catch (err) {
     reply = errorReply(deps.log, err, method, route.path);
@@ -102,25 +120,31 @@ async function handleParsed(
   started: number,
 ): Promise<void> {
   let routeLabel = "unmatched";
-  let reply: Reply;
+  let reply: Answer;
   try {
-    const url = new URL(req.url ?? "/", "http://dtma");
+    const url = new URL(req.url ?? "/", "http://localhost");
     let matched: ReturnType<Router["match"]> | undefined;
     let unmatched: unknown;
     try {
       matched = deps.router.match(method, url.pathname);
+      // An upgrade route asked for without the upgrade.
+      if (!matched.route.handler) {
+        unmatched = new HttpError(426, "upgrade_required", "this route takes an HTTP upgrade");
+        matched = undefined;
+      }
     } catch (err) {
       unmatched = err;
     }
     // Unknown routes need the token too: an anonymous caller learns nothing about the API.
-    if (!matched?.route.public) authenticate(deps, req, matched?.route.path ?? routeLabel);
+    const auth = matched?.route.auth ?? "token";
+    if (auth === "token") authenticate(deps, req, matched?.route.path ?? routeLabel);
     if (!matched) throw unmatched;
     const { route, params } = matched;
     routeLabel = route.path;
     const body = route.body
-      ? await readJson(req, deps.bodyLimitBytes ?? BODY_LIMIT_BYTES)
+      ? await readJson(req, route.bodyLimitBytes ?? deps.bodyLimitBytes ?? BODY_LIMIT_BYTES)
       : undefined;
-    reply = await route.handler(new Context(req, res, params, body, url.searchParams));
+    reply = await route.handler!(new Context(req, res, params, body, url.searchParams));
   } catch (err) {
     reply = errorReply(deps.log, err, method, routeLabel);
   }
@@ -133,9 +157,21 @@ function finish(
   res: http.ServerResponse,
   method: string,
   route: string,
-  reply: Reply,
+  reply: Answer,
   started: number,
 ): void {
+  if (reply === undefined) {
+    // The handler answered (a stream): counted once the answer is over.
+    res.once("close", () =>
+      deps.metrics.recordRequest(
+        method,
+        route,
+        res.statusCode,
+        (performance.now() - started) / 1000,
+      ),
+    );
+    return;
+  }
   const status = send(req, res, reply);
   const seconds = (performance.now() - started) / 1000;
   deps.metrics.recordRequest(method, route, status, seconds);
@@ -157,13 +193,23 @@ function finish(
 
 function authenticate(deps: ServerDeps, req: http.IncomingMessage, route: string): void {
   const result = deps.verifier.check(req.headers.authorization);
-  if (result.ok) return;
-  deps.metrics.authFailures.inc({ reason: result.reason });
-  deps.log.warn({ reason: result.reason, route, remote: req.socket.remoteAddress }, "auth failed");
-  throw new HttpError(401, "unauthorized", `bearer token ${result.reason}`);
+  if (!result.ok) throw refused(deps, req, route, result.reason);
 }
 
-function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
+/** Counts and logs a refused caller (never its token) and gives the 401 to answer. */
+export function refused(
+  deps: Pick<ServerDeps, "log" | "metrics">,
+  req: http.IncomingMessage,
+  route: string,
+  reason: string,
+): HttpError {
+  deps.metrics.authFailure(reason);
+  deps.log.warn({ reason, route, remote: req.socket.remoteAddress }, "auth failed");
+  return new HttpError(401, "unauthorized", `bearer token ${reason}`);
+}
+
+/** Reads a JSON body of at most `limit` bytes (413 above it, 415 when not JSON, 400 when malformed). */
+export function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
   const declared = Number(req.headers["content-length"] ?? 0);
   if (declared > limit) {
     req.resume();
@@ -204,14 +250,55 @@ function tooLarge(limit: number): HttpError {
   return new HttpError(413, "body_too_large", `the body exceeds ${limit} bytes`, "body");
 }
 
-function errorReply(log: Logger, err: unknown, method: string, route: string): Reply {
+async function handleUpgrade(
+  deps: ServerDeps,
+  req: http.IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): Promise<void> {
+  const started = performance.now();
+  const method = req.method ?? "POST";
+  let routeLabel = "unmatched";
+  socket.on("error", () => socket.destroy());
+  try {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const { route, params } = deps.router.match(method, url.pathname);
+    routeLabel = route.path;
+    if ((route.auth ?? "token") === "token") authenticate(deps, req, route.path);
+    await route.upgrade!({ req, params, query: url.searchParams, socket, head });
+    deps.metrics.recordRequest(method, routeLabel, 101, (performance.now() - started) / 1000);
+  } catch (err) {
+    const reply = errorReply(deps.log, err, method, routeLabel);
+    deps.metrics.recordRequest(
+      method,
+      routeLabel,
+      reply.status,
+      (performance.now() - started) / 1000,
+    );
+    deps.log.info({ method, route: routeLabel, status: String(reply.status) }, "upgrade refused");
+    refuseUpgrade(socket, reply);
+  }
+}
+
+/** Answers a refused upgrade on the raw socket (nothing else was written to it) and closes it. */
+export function refuseUpgrade(socket: Duplex, reply: Reply): void {
+  if (socket.destroyed) return;
+  const payload = JSON.stringify(reply.body ?? {});
+  socket.end(
+    `HTTP/1.1 ${reply.status} ${http.STATUS_CODES[reply.status] ?? "Error"}\r\n` +
+      `content-type: ${JSON_TYPE}\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` +
+      `cache-control: no-store\r\nconnection: close\r\n\r\n${payload}`,
+  );
+}
+
+export function errorReply(log: Logger, err: unknown, method: string, route: string): Reply {
   if (err instanceof HttpError) return { status: err.status, body: err.toJSON() };
   log.error({ err, method, route }, "request failed");
   return { status: 500, body: { error: "internal", message: "internal error (logged)" } };
 }
 
 /** Writes the reply; returns the status sent (304 when the client already has the body). */
-function send(req: http.IncomingMessage, res: http.ServerResponse, reply: Reply): number {
+export function send(req: http.IncomingMessage, res: http.ServerResponse, reply: Reply): number {
   if (res.headersSent || res.destroyed) return reply.status;
   if (reply.headers) {
     const ifNoneMatch = req.headers["if-none-match"];

@@ -1,4 +1,9 @@
-import type { ApiError } from "../api";
+/** Every error answer of the services: `error` is a stable code, `field` names the offending input. */
+export interface ErrorBody {
+  error: string;
+  message: string;
+  field?: string;
+}
 
 /** An error with the answer it deserves; anything else thrown is a 500 "internal". */
 export class HttpError extends Error {
@@ -11,7 +16,7 @@ export class HttpError extends Error {
     super(message);
   }
 
-  toJSON(): ApiError {
+  toJSON(): ErrorBody {
     return {
       error: this.code,
       message: this.message,

@@ -1,14 +1,27 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { HttpError } from "./errors";
 
 export interface RequestContext {
   req: IncomingMessage;
+  /** For handlers that write their own answer (streams): they return nothing. */
+  res: ServerResponse;
   params: Record<string, string>;
   query: URLSearchParams;
   /** Parsed JSON body (PUT/POST with a body), otherwise undefined. */
   body: unknown;
   /** Aborted when the client goes away (long polls stop early). */
   signal: AbortSignal;
+}
+
+/** An HTTP upgrade (`Connection: Upgrade`): the handler owns the socket once it is called. */
+export interface UpgradeContext {
+  req: IncomingMessage;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  socket: Duplex;
+  /** Bytes the client sent after the request head. */
+  head: Buffer;
 }
 
 export interface Reply {
@@ -38,14 +51,24 @@ export function preparedReply(body: string, contentType: string, etag?: string):
   return { status: 200, body, contentType, headers, ...(etag ? { etag } : {}) };
 }
 
+/**
+ * Who checks the caller: `token` (default) the server, against its bearer tokens; `none` nobody
+ * (health only); `handler` the handler itself, because it needs to know who the caller is.
+ */
+export type RouteAuth = "token" | "none" | "handler";
+
 export interface Route {
   method: string;
   path: string;
-  /** Every route but /health needs the bearer token. */
-  public?: boolean;
+  auth?: RouteAuth;
   /** Whether the route reads a JSON body. */
   body?: boolean;
-  handler: (ctx: RequestContext) => Promise<Reply> | Reply;
+  /** The body cap of this route (bytes); default the server's. */
+  bodyLimitBytes?: number;
+  /** The answer, or nothing when the handler wrote it to `ctx.res` itself. */
+  handler?: (ctx: RequestContext) => Promise<Reply | void> | Reply;
+  /** Set instead of `handler` on a route that takes an HTTP upgrade. */
+  upgrade?: (ctx: UpgradeContext) => Promise<void> | void;
 }
 
 export interface Compiled extends Route {
@@ -78,6 +101,16 @@ export class Router {
    */
   exact(method: string, rawUrl: string): Compiled | undefined {
     return this.fixed.get(rawUrl)?.get(method);
+  }
+
+  /** Whether a request for this target is meant for an upgrade route (read before the upgrade). */
+  takesUpgrade(method: string, rawUrl: string): boolean {
+    try {
+      const pathname = new URL(rawUrl, "http://x").pathname;
+      return this.match(method, pathname).route.upgrade !== undefined;
+    } catch {
+      return false;
+    }
   }
 
   /** The route for a request, its path parameters, or an HttpError (404, 405, 400). */
