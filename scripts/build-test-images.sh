@@ -5,6 +5,8 @@
 #   agentopia-test/busybox:latest  FROM scratch + Debian's busybox-static (tool image in tests)
 #   node:24-bookworm-slim          local stand-in for the Dockerfiles' base (stand-in-node-image.sh)
 #   agentopia-test/mcp-echo:latest dtma/test/fixtures/mcp-echo (a tiny MCP server, FROM the stand-in)
+#   agentopia-test/mcp-tools:latest backend/test/fixtures/mcp-tools (the gateway's test server, stdio or http)
+#   agentopia-test/mcp-everything:latest backend/test/fixtures/mcp-everything (published server-everything)
 #   agentopia/dtma:dev             dtma/Dockerfile
 set -euo pipefail
 
@@ -34,21 +36,30 @@ fi
 
 bash "$ROOT_DIR/scripts/stand-in-node-image.sh" node:24-bookworm-slim
 
-# Kept while its label matches the fixture's files; rebuilt otherwise (npm ci inside, ~7 s uncached).
-MCP_ECHO_IMAGE=agentopia-test/mcp-echo:latest
-mcp_echo_dir="$ROOT_DIR/dtma/test/fixtures/mcp-echo"
-mcp_echo_files=(Dockerfile package.json package-lock.json server.mjs)
-mcp_echo_hash="$(cd "$mcp_echo_dir" && cat "${mcp_echo_files[@]}" | sha256sum | cut -c1-16)"
-present_hash="$(docker image inspect -f '{{ index .Config.Labels "agentopia.test.fixture-hash" }}' \
-  "$MCP_ECHO_IMAGE" 2> /dev/null || true)"
-if [ "$present_hash" = "$mcp_echo_hash" ]; then
-  echo "build-test-images: $MCP_ECHO_IMAGE already present"
-else
-  tar -C "$mcp_echo_dir" -c "${mcp_echo_files[@]}" \
-    | docker build -q --label "agentopia.test.fixture-hash=$mcp_echo_hash" \
-      -t "$MCP_ECHO_IMAGE" - > /dev/null
-  echo "build-test-images: built $MCP_ECHO_IMAGE"
-fi
+# A fixture image is kept while its label matches the fixture's files, rebuilt otherwise
+# (npm ci inside, ~7 s uncached).
+fixture_image() {
+  local image="$1" dir="$2"
+  shift 2
+  local files=("$@") hash present
+  hash="$(cd "$dir" && cat "${files[@]}" | sha256sum | cut -c1-16)"
+  present="$(docker image inspect -f '{{ index .Config.Labels "agentopia.test.fixture-hash" }}' \
+    "$image" 2> /dev/null || true)"
+  if [ "$present" = "$hash" ]; then
+    echo "build-test-images: $image already present"
+    return
+  fi
+  tar -C "$dir" -c "${files[@]}" \
+    | docker build -q --label "agentopia.test.fixture-hash=$hash" -t "$image" - > /dev/null
+  echo "build-test-images: built $image"
+}
+
+fixture_image agentopia-test/mcp-echo:latest "$ROOT_DIR/dtma/test/fixtures/mcp-echo" \
+  Dockerfile package.json package-lock.json server.mjs
+fixture_image agentopia-test/mcp-tools:latest "$ROOT_DIR/backend/test/fixtures/mcp-tools" \
+  Dockerfile package.json package-lock.json tools.mjs stdio.mjs http.mjs
+fixture_image agentopia-test/mcp-everything:latest "$ROOT_DIR/backend/test/fixtures/mcp-everything" \
+  Dockerfile package.json package-lock.json
 
 echo "build-test-images: building agentopia/dtma:dev"
 # Only what the Dockerfile copies goes into the context (not node_modules or the toolchain).
