@@ -3,6 +3,8 @@ export interface ErrorBody {
   error: string;
   message: string;
   field?: string;
+  /** More about the failure, e.g. a server's last log lines. */
+  [detail: string]: unknown;
 }
 
 /** An error with the answer it deserves; anything else thrown is a 500 "internal". */
@@ -12,12 +14,14 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly field?: string,
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
   }
 
   toJSON(): ErrorBody {
     return {
+      ...this.details,
       error: this.code,
       message: this.message,
       ...(this.field ? { field: this.field } : {}),

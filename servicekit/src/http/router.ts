@@ -95,6 +95,11 @@ export class Router {
     return this;
   }
 
+  /** Every route, in the order added (the OpenAPI document is built from them). */
+  list(): readonly Route[] {
+    return this.routes;
+  }
+
   /**
    * The parameterless route whose path is exactly `rawUrl` (no query, no encoding to undo), or
    * undefined: then `match` on the parsed pathname decides (404, 405, parameters).
