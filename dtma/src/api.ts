@@ -8,6 +8,13 @@ export const TOOL_NAME_RULE =
 
 export type Transport = { type: "stdio" } | { type: "http"; port: number; path?: string };
 
+/**
+ * How the backend may use a stdio tool: `shared` (default) is one process for every session
+ * through the attachment; `per_session` also allows lanes, an extra process per connection in
+ * the same container (`POST /tools/:name/lanes`), at most `max_lanes` at once.
+ */
+export type Isolation = "shared" | "per_session";
+
 export interface ToolResources {
   memory_mb?: number;
   cpus?: number;
@@ -29,6 +36,10 @@ export interface ToolSpec {
   /** Passed to the container's environment; never logged, never in labels or answers. */
   secrets?: Record<string, string>;
   transport: Transport;
+  /** Default "shared". */
+  isolation?: Isolation;
+  /** Lanes open at once for a `per_session` tool: 1-32, default 4, capped by the toolbox. */
+  max_lanes?: number;
   resources?: ToolResources;
   /** "egress" (default): the private tool network; "none": loopback only. */
   network?: "none" | "egress";
@@ -53,6 +64,8 @@ export interface Tool {
   container_id: string;
   spec_hash: string;
   transport: Transport;
+  isolation: Isolation;
+  max_lanes: number;
   network: "none" | "egress";
   /** Where the backend reaches an http tool on the tool network. */
   endpoint: string | null;
@@ -72,11 +85,30 @@ export interface ToolList {
   tools: Tool[];
 }
 
+/** The upgrade protocol of `POST /tools/:name/attach` and `/lanes`: raw stdin/stdout bytes. */
+export const STDIO_UPGRADE = "mcp-stdio";
+/** Header of the 101 answer: the container's `State.StartedAt` (ISO 8601). */
+export const STARTED_AT_HEADER = "x-tool-started-at";
+
+/** Error codes of a refused attachment or lane (besides 401, 400 and `tool_not_found`). */
+export type StdioRefusal =
+  | "already_attached" // 409: the tool's one attachment is taken
+  | "not_running" //      409
+  | "not_stdio" //        422: an http tool
+  | "not_per_session" //  422: lanes on a shared tool
+  | "lane_limit" //       429: max_lanes lanes are open
+  | "upgrade_required" // 426: no `Upgrade: mcp-stdio`
+  | "docker_failed"; //   502: the daemon refused the attach or exec
+
 export interface LogEntry {
   stream: "stdout" | "stderr";
   text: string;
 }
 
+/**
+ * A stdio tool's logs hold stderr only: its stdout is the protocol channel (tool results), which
+ * must not reach logs the control plane reads. An http tool's hold both streams.
+ */
 export interface ToolLogs {
   name: string;
   entries: LogEntry[];

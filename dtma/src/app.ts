@@ -6,9 +6,11 @@ import { DockerEngine } from "./docker/engine";
 import { HeartbeatSender } from "./heartbeat";
 import { createHttpServer, Router, TokenVerifier } from "@agentopia-toolboxes/servicekit/http";
 import { Metrics } from "./metrics";
+import { stdioRoutes } from "./routes/stdio";
 import { systemRoutes } from "./routes/system";
 import { toolRoutes } from "./routes/tools";
 import { StatusSampler } from "./status/sampler";
+import { StdioAttachments } from "./stdio/attachments";
 import { ToolManager } from "./tools/manager";
 
 export interface AppDeps {
@@ -26,6 +28,7 @@ export interface App {
   server: http.Server;
   tools: ToolManager;
   sampler: StatusSampler;
+  stdio: StdioAttachments;
   heartbeat: HeartbeatSender;
   metrics: Metrics;
   docker: DockerEngine;
@@ -47,6 +50,7 @@ export function createApp(deps: AppDeps): App {
     caps: config.caps,
     onChange: () => void sampler.refresh(),
   });
+  const stdio = new StdioAttachments({ docker, tools, log, maxLanes: config.caps.lanes });
   const sampler = new StatusSampler({
     docker,
     tools,
@@ -58,6 +62,7 @@ export function createApp(deps: AppDeps): App {
     const s = sampler.status;
     const byState = new Map<string, number>();
     for (const t of s.tool_instances) byState.set(t.state, (byState.get(t.state) ?? 0) + 1);
+    const open = stdio.counts;
     return [
       {
         name: "dtma_tools",
@@ -68,6 +73,16 @@ export function createApp(deps: AppDeps): App {
         name: "dtma_docker_reachable",
         help: "1 when the Docker daemon answered the last sample.",
         values: [[{}, s.docker.reachable ? 1 : 0]],
+      },
+      {
+        name: "dtma_stdio_attachments",
+        help: "Open stdio attachments (one per tool at most).",
+        values: [[{}, open.attachments]],
+      },
+      {
+        name: "dtma_stdio_lanes",
+        help: "Lanes of per_session tools whose process may still run.",
+        values: [[{}, open.lanes]],
       },
     ];
   });
@@ -86,6 +101,7 @@ export function createApp(deps: AppDeps): App {
   const router = new Router().add(
     ...systemRoutes({ sampler, metrics }),
     ...toolRoutes({ tools, metrics }),
+    ...stdioRoutes({ stdio }),
   );
   const server = createHttpServer({
     router,
@@ -98,6 +114,7 @@ export function createApp(deps: AppDeps): App {
     server,
     tools,
     sampler,
+    stdio,
     heartbeat,
     metrics,
     docker,
@@ -118,6 +135,8 @@ export function createApp(deps: AppDeps): App {
     async stop() {
       sampler.stop();
       await heartbeat.stop();
+      // Upgraded sockets would keep server.close() waiting; the tools keep running.
+      stdio.closeAll();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

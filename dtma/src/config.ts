@@ -35,6 +35,7 @@ const parsers = {
   DTMA_MAX_TOOL_MEMORY_MB: intIn(16, 65536, 256),
   DTMA_MAX_TOOL_CPUS: decimalIn(0.01, 64, 1),
   DTMA_MAX_TOOL_PIDS: intIn(8, 32768, 256),
+  DTMA_MAX_LANES_PER_TOOL: intIn(1, 32, 8),
   DTMA_HEARTBEAT_INTERVAL_SECONDS: intIn(1, 3600, 60),
   DTMA_STATUS_REFRESH_SECONDS: intIn(1, 300, 5),
   LOG_LEVEL: logLevel,
@@ -48,7 +49,8 @@ export interface Config {
   tokens: { current: string; previous: string | undefined };
   apiBaseUrl: string;
   toolNetwork: string;
-  caps: { memoryMb: number; cpus: number; pids: number };
+  /** Caps of a tool's resources and of a per_session tool's lanes. */
+  caps: { memoryMb: number; cpus: number; pids: number; lanes: number };
   heartbeatIntervalMs: number;
   statusRefreshMs: number;
   logLevel: string;
@@ -69,6 +71,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       memoryMb: e.DTMA_MAX_TOOL_MEMORY_MB,
       cpus: e.DTMA_MAX_TOOL_CPUS,
       pids: e.DTMA_MAX_TOOL_PIDS,
+      lanes: e.DTMA_MAX_LANES_PER_TOOL,
     },
     heartbeatIntervalMs: e.DTMA_HEARTBEAT_INTERVAL_SECONDS * 1000,
     statusRefreshMs: e.DTMA_STATUS_REFRESH_SECONDS * 1000,

@@ -8,6 +8,7 @@ import {
   TOKEN_B,
   api,
   cleanup,
+  exec,
   httpTool,
   requireImages,
   sleepTool,
@@ -164,8 +165,8 @@ describe("DTMA API (in-process, real Docker)", function () {
     assert.notEqual(restarted.started_at, started.started_at);
   });
 
-  it("GET logs demultiplexes stdout and stderr and honours tail", async () => {
-    const spec = sleepTool({
+  it("GET logs demultiplexes stdout and stderr and honours tail (an http tool)", async () => {
+    const spec = httpTool({
       // Pauses keep the order deterministic: the daemon reads the two pipes concurrently.
       command: [
         "sh",
@@ -193,6 +194,39 @@ describe("DTMA API (in-process, real Docker)", function () {
     assert.equal(bad.json.field, "tail");
     const badSince = await call("GET", "/tools/talker/logs?since=yesterday");
     assert.equal(badSince.json.field, "since");
+  });
+
+  it("GET logs of a stdio tool holds stderr only: its stdout is the protocol channel", async () => {
+    // stdout comes last, so Docker's own tail (applied before it drops stdout) would find nothing.
+    const spec = sleepTool({
+      command: [
+        "sh",
+        "-c",
+        "echo err-1 >&2; echo err-2 >&2; sleep 0.3; echo result-1; echo result-2; sleep 3600",
+      ],
+    });
+    const created = await call("PUT", "/tools/quiet", spec);
+    assert.equal(created.status, 201);
+    // Docker's json-file log has every line (docker logs shows them); the route stderr only.
+    const dockerLogs = () => exec("docker", ["logs", created.json.container_id]);
+    let all = await dockerLogs();
+    for (let i = 0; i < 50 && !all.stdout.includes("result-2"); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      all = await dockerLogs();
+    }
+    assert.equal(all.stdout, "result-1\nresult-2\n");
+    assert.equal(all.stderr, "err-1\nerr-2\n");
+    const logs = await dtma.client.toolLogs("quiet");
+    assert.deepEqual(logs.entries, [
+      { stream: "stderr", text: "err-1" },
+      { stream: "stderr", text: "err-2" },
+    ]);
+    const last = await dtma.client.toolLogs("quiet", { tail: 1 });
+    assert.deepEqual(last.entries, [{ stream: "stderr", text: "err-2" }]);
+    assert.deepEqual((await dtma.client.toolLogs("quiet", { tail: 0 })).entries, []);
+    const future = await dtma.client.toolLogs("quiet", { since: "2999-01-01T00:00:00Z" });
+    assert.deepEqual(future.entries, []);
+    await dtma.client.removeTool("quiet");
   });
 
   it("GET wait long-polls until the state, or answers reached:false at the timeout", async () => {

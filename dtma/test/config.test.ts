@@ -13,7 +13,7 @@ describe("config", () => {
     assert.equal(c.port, 30000);
     assert.equal(c.apiBaseUrl, "https://api.example.test/functions/v1");
     assert.equal(c.toolNetwork, "toolbox-tools");
-    assert.deepEqual(c.caps, { memoryMb: 256, cpus: 1, pids: 256 });
+    assert.deepEqual(c.caps, { memoryMb: 256, cpus: 1, pids: 256, lanes: 8 });
     assert.equal(c.heartbeatIntervalMs, 60_000);
     assert.equal(c.logLevel, "info");
     assert.equal(c.dockerSocket, "/var/run/docker.sock");
@@ -47,6 +47,8 @@ describe("config", () => {
     [{ ...base, DTMA_MAX_TOOL_MEMORY_MB: "-1" }, /DTMA_MAX_TOOL_MEMORY_MB/],
     [{ ...base, DTMA_MAX_TOOL_CPUS: "lots" }, /DTMA_MAX_TOOL_CPUS must be a number/],
     [{ ...base, DTMA_TOOL_NETWORK: "bad name" }, /DTMA_TOOL_NETWORK must be a Docker network name/],
+    [{ ...base, DTMA_MAX_LANES_PER_TOOL: "0" }, /DTMA_MAX_LANES_PER_TOOL must be at least 1/],
+    [{ ...base, DTMA_MAX_LANES_PER_TOOL: "33" }, /DTMA_MAX_LANES_PER_TOOL must be at most 32/],
     [{ ...base, LOG_LEVEL: "loud" }, /LOG_LEVEL/],
     [{ ...base, DOCKER_SOCKET: "docker.sock" }, /DOCKER_SOCKET must be an absolute path/],
   ];

@@ -1,10 +1,12 @@
-/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call -- tests read the JSON of Docker and of the API loosely */
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-assignment -- tests read the JSON of Docker and of the API loosely */
 import assert from "node:assert/strict";
 import { statSync } from "node:fs";
-import { DtmaClient } from "../src/client";
+import { DtmaClient, DtmaUnavailable } from "../src/client";
 import {
   BUSYBOX,
   DTMA_IMAGE,
+  JsonLines,
+  MCP_TOOLS,
   NETWORK,
   RUN,
   SCOPE,
@@ -12,10 +14,13 @@ import {
   TOKEN,
   api,
   cleanup,
+  eventually,
   exec,
+  imageExists,
   inspect,
   requireImages,
   sleepTool,
+  stdioTool,
 } from "./helpers";
 
 // The DTMA as it ships: its image, the socket mounted, non-root with the socket's group,
@@ -56,6 +61,11 @@ describe("DTMA container (agentopia/dtma:dev)", function () {
       `DTMA_SCOPE=${SCOPE}`,
       DTMA_IMAGE,
     ]);
+    await healthy();
+  });
+
+  /** Waits for /health on the published port (which `docker start` may change). */
+  async function healthy(): Promise<void> {
     const port = (await exec("docker", ["port", name, "30000/tcp"])).stdout
       .trim()
       .split(":")
@@ -71,7 +81,7 @@ describe("DTMA container (agentopia/dtma:dev)", function () {
     }
     const logs = await exec("docker", ["logs", name]);
     assert.fail(`the DTMA container never became healthy: ${logs.stdout}${logs.stderr}`);
-  });
+  }
   after(cleanup);
 
   it("answers /health without a token, and runs as non-root with a health check", async () => {
@@ -98,6 +108,43 @@ describe("DTMA container (agentopia/dtma:dev)", function () {
       await new Promise((r) => setTimeout(r, 200));
     }
     assert.fail("/status never listed the tool");
+  });
+
+  it("attaches to a stdio tool, and after the DTMA is killed and started again the same process is attachable", async function () {
+    if (!(await imageExists(MCP_TOOLS))) {
+      console.log(
+        `      skipped: image ${MCP_TOOLS} is missing (run scripts/build-test-images.sh)`,
+      );
+      this.skip();
+    }
+    const client = new DtmaClient({ baseUrl: url, token: TOKEN });
+    try {
+      const tool = await client.deployTool("stdio-in-image", stdioTool() as never);
+      const first = await client.attach("stdio-in-image");
+      assert.equal(first.startedAt, tool.started_at);
+      const lines = new JsonLines(first.stream);
+      assert.equal((await lines.initialize()).serverInfo.name, "mcp-tools");
+      assert.equal(await lines.tool("echo", { text: "through the image" }), "through the image");
+      const pid = JSON.parse(await lines.tool("whoami")).pid;
+
+      // No graceful shutdown: the attachment dies with the process, the tool keeps running.
+      await exec("docker", ["kill", "-s", "KILL", name]);
+      await lines.closed;
+      await exec("docker", ["start", name]);
+      await healthy();
+      const fresh = new DtmaClient({ baseUrl: url, token: TOKEN });
+      const again = await eventually(
+        () => fresh.attach("stdio-in-image"),
+        (err) => err instanceof DtmaUnavailable,
+      ).finally(() => fresh.close());
+      assert.equal(again.startedAt, tool.started_at);
+      const after = new JsonLines(again.stream);
+      assert.equal(JSON.parse(await after.tool("whoami")).pid, pid);
+      after.close();
+      await after.closed;
+    } finally {
+      client.close();
+    }
   });
 
   it("stops gracefully on SIGTERM and leaves the tools running", async () => {

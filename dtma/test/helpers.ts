@@ -1,6 +1,7 @@
-/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-explicit-any -- tests read the JSON of Docker and of the API loosely */
+/* eslint-disable @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access -- tests read the JSON of Docker, of the API and of JSON-RPC loosely */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import type { Duplex } from "node:stream";
 import { promisify } from "node:util";
 import type { App } from "../src/app";
 import { createApp } from "../src/app";
@@ -11,6 +12,8 @@ import { createLogger } from "../src/log";
 export const exec = promisify(execFile);
 
 export const BUSYBOX = "agentopia-test/busybox:latest";
+/** backend/test/fixtures/mcp-tools: an MCP server on stdio by default. */
+export const MCP_TOOLS = "agentopia-test/mcp-tools:latest";
 export const DTMA_IMAGE = "agentopia/dtma:dev";
 /** One scope per test run: its containers and network never collide with another run's. */
 export const RUN = randomBytes(3).toString("hex");
@@ -27,7 +30,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     tokens: { current: TOKEN, previous: undefined },
     apiBaseUrl: "http://127.0.0.1:9/api",
     toolNetwork: NETWORK,
-    caps: { memoryMb: 256, cpus: 1, pids: 256 },
+    caps: { memoryMb: 256, cpus: 1, pids: 256, lanes: 8 },
     heartbeatIntervalMs: 3_600_000,
     statusRefreshMs: 60_000,
     logLevel: process.env.TEST_LOG_LEVEL ?? "silent",
@@ -150,3 +153,114 @@ export const sleepTool = (extra: Record<string, unknown> = {}) => ({
   transport: { type: "stdio" },
   ...extra,
 });
+
+export const stdioTool = (extra: Record<string, unknown> = {}) => ({
+  image: MCP_TOOLS,
+  transport: { type: "stdio" },
+  network: "none",
+  resources: { memory_mb: 128, pids: 64 },
+  ...extra,
+});
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Newline-delimited JSON-RPC over a raw stdio stream, as the backend's bridge speaks it. Keeps
+ * every byte received, so a test can check what never came through.
+ */
+export class JsonLines {
+  readonly received: Buffer[] = [];
+  /** Resolves when the stream closes; `cleanly` when the other side ended it (FIN). */
+  readonly closed: Promise<{ cleanly: boolean }>;
+  private buffer = "";
+  private readonly messages: any[] = [];
+  private readonly waiters: (() => void)[] = [];
+  private done = false;
+  private nextId = 1;
+
+  constructor(readonly stream: Duplex) {
+    let cleanly = false;
+    stream.on("data", (chunk: Buffer) => {
+      this.received.push(chunk);
+      this.buffer += chunk.toString("utf8");
+      let nl: number;
+      while ((nl = this.buffer.indexOf("\n")) >= 0) {
+        const line = this.buffer.slice(0, nl);
+        this.buffer = this.buffer.slice(nl + 1);
+        if (line.trim()) this.messages.push(JSON.parse(line));
+      }
+      this.wake();
+    });
+    stream.on("end", () => (cleanly = true));
+    stream.on("error", () => undefined);
+    this.closed = new Promise((resolve) =>
+      stream.once("close", () => {
+        this.done = true;
+        this.wake();
+        resolve({ cleanly });
+      }),
+    );
+  }
+
+  get text(): string {
+    return Buffer.concat(this.received).toString("utf8");
+  }
+
+  send(message: Record<string, unknown>): void {
+    this.stream.write(`${JSON.stringify({ jsonrpc: "2.0", ...message })}\n`);
+  }
+
+  /** Sends a request and resolves with its answer (notifications before it are skipped). */
+  async call(method: string, params: Record<string, unknown> = {}): Promise<any> {
+    const id = this.nextId++;
+    this.send({ id, method, params });
+    for (;;) {
+      const i = this.messages.findIndex((m) => m.id === id);
+      if (i >= 0) return this.messages.splice(i, 1)[0];
+      if (this.done) throw new Error(`the stream closed before the answer to ${method}`);
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  /** The text of a tools/call result. */
+  async tool(name: string, args: Record<string, unknown> = {}): Promise<string> {
+    const answer = await this.call("tools/call", { name, arguments: args });
+    if (!answer.result) throw new Error(`tools/call ${name}: ${JSON.stringify(answer)}`);
+    return answer.result.content[0].text as string;
+  }
+
+  /** initialize + notifications/initialized, as an MCP client starts. */
+  async initialize(): Promise<any> {
+    const answer = await this.call("initialize", {
+      protocolVersion: "2025-06-18",
+      capabilities: {},
+      clientInfo: { name: "dtma-test", version: "0.0.0" },
+    });
+    this.send({ method: "notifications/initialized" });
+    return answer.result;
+  }
+
+  close(): void {
+    this.stream.end();
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
+/** Retries `fn` while it fails with `retry(err)`, at most `attempts` times, 100 ms apart. */
+export async function eventually<T>(
+  fn: () => Promise<T>,
+  retry: (err: unknown) => boolean,
+  attempts = 100,
+): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= attempts || !retry(err)) throw err;
+      await sleep(100);
+    }
+  }
+}

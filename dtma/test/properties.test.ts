@@ -2,6 +2,9 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { Running } from "./helpers";
+import { Readable } from "node:stream";
+import { FrameFilter, lastLines, STDERR, STDOUT } from "../src/docker/demux";
+import { parseSpec, ValidationError } from "../src/tools/spec";
 import { BUSYBOX, api, cleanup, requireImages, startDtma } from "./helpers";
 
 // Malformed names and bodies, generated: the answer is always a 4xx with an error code (and a
@@ -19,6 +22,14 @@ const notSpec = fc.oneof(
         fc.anything(),
       ),
       resources: fc.record({ memory_mb: fc.double(), cpus: fc.anything(), pids: fc.integer() }),
+      isolation: fc.oneof(fc.constantFrom("per_token", "Shared", ""), fc.string(), fc.anything()),
+      max_lanes: fc.oneof(
+        fc.integer({ max: 0 }),
+        fc.integer({ min: 9 }),
+        fc.double({ noInteger: true }),
+        fc.string(),
+        fc.anything(),
+      ),
       network: fc.oneof(fc.constantFrom("host", "bridge", "container:x"), fc.string()),
       privileged: fc.boolean(),
     },
@@ -112,6 +123,141 @@ describe("property: malformed input never yields a 5xx", function () {
         },
       ),
       { numRuns: 100 },
+    );
+  });
+});
+
+describe("property: isolation and max_lanes", () => {
+  const spec = { image: "acme/tool:1", transport: { type: "stdio" } };
+  const caps = (lanes: number) => ({ memoryMb: 256, cpus: 1, pids: 256, lanes });
+
+  it("any whole number from 1 to the cap (at most 32) is kept; the default is 4 within the cap", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 32 }),
+        fc.integer({ min: 1, max: 32 }),
+        fc.constantFrom("shared" as const, "per_session" as const, undefined),
+        (cap, lanes, isolation) => {
+          const body = { ...spec, ...(isolation ? { isolation } : {}) };
+          const parsed = parseSpec(body, caps(cap));
+          assert.equal(parsed.isolation, isolation ?? "shared");
+          assert.equal(parsed.max_lanes, Math.min(4, cap));
+          if (lanes <= cap)
+            assert.equal(parseSpec({ ...body, max_lanes: lanes }, caps(cap)).max_lanes, lanes);
+          else
+            assert.throws(
+              () => parseSpec({ ...body, max_lanes: lanes }, caps(cap)),
+              (e: unknown) => e instanceof ValidationError && e.field === "max_lanes",
+            );
+        },
+      ),
+    );
+  });
+
+  it("anything else is a 400 naming max_lanes or isolation", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.record({ max_lanes: fc.oneof(fc.integer({ max: 0 }), fc.integer({ min: 33 })) }),
+          fc.record({
+            max_lanes: fc.oneof(
+              fc.double({ noInteger: true }),
+              fc.string(),
+              fc.boolean(),
+              fc.constant(null),
+            ),
+          }),
+          fc.record({
+            isolation: fc
+              .anything()
+              .filter((v) => v !== "shared" && v !== "per_session" && v !== undefined),
+          }),
+        ),
+        (extra) => {
+          assert.throws(
+            () => parseSpec({ ...spec, ...extra }, caps(32)),
+            (e: unknown) => e instanceof ValidationError && e.field === Object.keys(extra)[0],
+          );
+        },
+      ),
+    );
+  });
+});
+
+/** Cuts a buffer at the given offsets (sorted, deduplicated). */
+function cut(buf: Buffer, offsets: number[]): Buffer[] {
+  const at = [...new Set(offsets.map((o) => o % (buf.length + 1)))].sort((a, b) => a - b);
+  const parts: Buffer[] = [];
+  let prev = 0;
+  for (const o of [...at, buf.length]) {
+    if (o > prev) parts.push(buf.subarray(prev, o));
+    prev = Math.max(prev, o);
+  }
+  return parts;
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const c of stream) out.push(c as Buffer);
+  return Buffer.concat(out);
+}
+
+describe("property: Docker's multiplexed stream, demultiplexed as it streams", () => {
+  const frames = fc.array(
+    fc.record({
+      type: fc.constantFrom(0, STDOUT, STDERR),
+      payload: fc.uint8Array({ maxLength: 300 }),
+    }),
+    { maxLength: 20 },
+  );
+
+  it("whatever the chunk boundaries, one stream's payload comes through whole and in order", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        frames,
+        fc.array(fc.nat(), { maxLength: 30 }),
+        fc.constantFrom(STDOUT, STDERR),
+        async (fs, offsets, keep) => {
+          const wire = Buffer.concat(
+            fs.flatMap(({ type, payload }) => {
+              const header = Buffer.alloc(8);
+              header[0] = type;
+              header.writeUInt32BE(payload.length, 4);
+              return [header, Buffer.from(payload)];
+            }),
+          );
+          const out = await collect(Readable.from(cut(wire, offsets)).pipe(new FrameFilter(keep)));
+          const expected = Buffer.concat(
+            fs.filter((f) => f.type === keep).map((f) => Buffer.from(f.payload)),
+          );
+          assert.deepEqual(out, expected);
+        },
+      ),
+    );
+  });
+
+  it("lastLines keeps the last n lines of any text, however it is chunked", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.string({ unit: "grapheme" }).map((l) => l.replaceAll("\n", "")),
+          {
+            maxLength: 40,
+          },
+        ),
+        fc.boolean(),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        fc.integer({ min: 1, max: 50 }),
+        async (lines, trailing, offsets, n) => {
+          const text = lines.join("\n") + (trailing && lines.length ? "\n" : "");
+          const got = await lastLines(Readable.from(cut(Buffer.from(text), offsets)), "stderr", n);
+          const expected = text === "" ? [] : text.replace(/\n$/, "").split("\n");
+          assert.deepEqual(
+            got.map((e) => e.text),
+            expected.slice(-n),
+          );
+        },
+      ),
     );
   });
 });

@@ -1,4 +1,5 @@
 import http from "node:http";
+import type { Socket } from "node:net";
 
 // A small client for the Docker Engine API over its unix socket. dockerode (with ssh2 and
 // docker-modem) costs ~28 MB of resident memory on Node 24; this needs node:http only
@@ -42,7 +43,13 @@ export interface ContainerInspect {
     StartedAt: string;
     Health?: { Status: string };
   };
-  Config: { Image: string; Labels: Record<string, string> | null; Tty: boolean };
+  Config: {
+    Image: string;
+    Labels: Record<string, string> | null;
+    Tty: boolean;
+    Entrypoint: string[] | null;
+    Cmd: string[] | null;
+  };
   HostConfig: Record<string, unknown>;
   NetworkSettings: { Networks: Record<string, unknown> };
 }
@@ -180,6 +187,88 @@ export class DockerEngine {
     );
     if (status >= 400) throw new DockerError(status, daemonMessage(body));
     return body;
+  }
+
+  /**
+   * The whole stderr log since `since`, as a multiplexed stream. Docker applies `tail` before
+   * it drops the other stream, so the last stderr lines are found by reading all of them.
+   */
+  async stderrLog(id: string, since: number): Promise<http.IncomingMessage> {
+    const res = await this.open(
+      "GET",
+      `/containers/${encodeURIComponent(id)}/logs?stdout=0&stderr=1&tail=all&since=${since}`,
+      { timeoutMs: 60_000 },
+    );
+    if ((res.statusCode ?? 0) < 400) return res;
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    throw new DockerError(res.statusCode ?? 500, daemonMessage(Buffer.concat(chunks)));
+  }
+
+  /**
+   * Attaches to a running container's stdin and stdout (not stderr: the json-file log keeps
+   * it). The socket carries what is written to the process's stdin one way and Docker's framed
+   * stdout the other; it ends when the process exits.
+   */
+  attachStdio(id: string): Promise<Socket> {
+    return this.hijack(
+      `/containers/${encodeURIComponent(id)}/attach?stream=1&stdin=1&stdout=1&stderr=0`,
+    );
+  }
+
+  /**
+   * Starts `cmd` as an extra process in a running container (its user, environment, working
+   * dir, cgroup, root and network) with stdin and stdout attached; the socket ends when the
+   * process exits, and ending its write side closes the process's stdin.
+   */
+  async execStdio(id: string, cmd: string[]): Promise<Socket> {
+    const { Id } = await this.json<{ Id: string }>(
+      "POST",
+      `/containers/${encodeURIComponent(id)}/exec`,
+      {
+        body: { AttachStdin: true, AttachStdout: true, AttachStderr: false, Tty: false, Cmd: cmd },
+      },
+    );
+    return this.hijack(`/exec/${encodeURIComponent(Id)}/start`, { Detach: false, Tty: false });
+  }
+
+  /**
+   * The Engine API's hijacked connection: an HTTP upgrade after which the socket is the raw
+   * stream. Its own connection (not the keep-alive pool, whose 32 sockets it would hold), and
+   * the timeout covers the answer only: the stream itself lives as long as the process.
+   */
+  private hijack(path: string, body?: unknown): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = http.request({
+        socketPath: this.socketPath,
+        agent: false,
+        method: "POST",
+        path: API + path,
+        headers: {
+          connection: "Upgrade",
+          upgrade: "tcp",
+          ...(payload ? { "content-type": "application/json" } : {}),
+        },
+        timeout: 10_000,
+      });
+      req.on("timeout", () => req.destroy(new Error(`docker POST ${path} timed out`)));
+      req.on("upgrade", (_res, socket: Socket, head: Buffer) => {
+        socket.setTimeout(0);
+        if (head.length) socket.unshift(head);
+        resolve(socket);
+      });
+      req.on("response", (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          reject(new DockerError(res.statusCode ?? 500, daemonMessage(Buffer.concat(chunks)))),
+        );
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+      req.end(payload);
+    });
   }
 
   async imageExists(image: string): Promise<boolean> {

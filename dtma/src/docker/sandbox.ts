@@ -31,9 +31,12 @@ export function containerBody(input: SandboxInput): Record<string, unknown> {
       [LABEL.instanceId]: spec.account_tool_instance_id ?? "",
       [LABEL.specHash]: input.hash,
       [LABEL.transport]: JSON.stringify(spec.transport),
+      [LABEL.isolation]: spec.isolation,
+      [LABEL.maxLanes]: String(spec.max_lanes),
       [LABEL.network]: spec.network,
     },
-    // stdio tools read from stdin; keep it open so they do not exit at start.
+    // stdio tools read from stdin; keep it open so they do not exit at start, and across
+    // attachments: StdinOnce false means a closed attachment never closes the tool's stdin.
     OpenStdin: spec.transport.type === "stdio",
     StdinOnce: false,
     Tty: false,

@@ -11,6 +11,8 @@ export const LABEL = {
   instanceId: "agentopia.account-tool-instance-id",
   specHash: "agentopia.spec-hash",
   transport: "agentopia.transport",
+  isolation: "agentopia.isolation",
+  maxLanes: "agentopia.max-lanes",
   network: "agentopia.network",
 } as const;
 
@@ -24,6 +26,8 @@ export function specHash(spec: ParsedSpec, resources: object): string {
     env: sortKeys(spec.env ?? {}),
     secrets: sortKeys(spec.secrets ?? {}),
     transport: spec.transport,
+    isolation: spec.isolation,
+    max_lanes: spec.max_lanes,
     resources,
     network: spec.network,
     account_tool_instance_id: spec.account_tool_instance_id ?? null,

@@ -1,7 +1,8 @@
+import { pipeline } from "node:stream";
 import type { Logger } from "pino";
 import type { DeployResult, Tool, ToolLogs, WaitResult, WaitState } from "../api";
-import { demuxLogs } from "../docker/demux";
-import type { ContainerSummary, DockerEngine } from "../docker/engine";
+import { demuxLogs, FrameFilter, lastLines, STDERR } from "../docker/demux";
+import type { ContainerInspect, ContainerSummary, DockerEngine } from "../docker/engine";
 import { DockerError } from "../docker/engine";
 import { containerBody } from "../docker/sandbox";
 import { HttpError } from "@agentopia-toolboxes/servicekit/http";
@@ -72,14 +73,20 @@ export class ToolManager {
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  /** The tool's current view, or null when it has no container. */
-  async find(name: string): Promise<Tool | null> {
+  /** The tool's container as Docker inspects it, or null when it has none. */
+  async container(name: string): Promise<ContainerInspect | null> {
     const c = await this.deps.docker.inspectContainer(this.containerName(name));
     const labels = c?.Config.Labels ?? {};
     if (!c || labels[LABEL.managedBy] !== MANAGED_BY || labels[LABEL.scope] !== this.deps.scope) {
       return null;
     }
-    return toolFromContainer(c);
+    return c;
+  }
+
+  /** The tool's current view, or null when it has no container. */
+  async find(name: string): Promise<Tool | null> {
+    const c = await this.container(name);
+    return c && toolFromContainer(c);
   }
 
   async get(name: string): Promise<Tool> {
@@ -178,7 +185,15 @@ export class ToolManager {
 
   async logs(name: string, tail: number, since: number): Promise<ToolLogs> {
     const tool = await this.get(name);
-    const raw = await this.deps.docker.logs(tool.container_id, tail, since);
+    const { docker } = this.deps;
+    if (tool.transport.type === "stdio") {
+      // A stdio tool's stdout is its protocol channel (tool results): only stderr is a log.
+      if (tail === 0) return { name, entries: [] };
+      const log = await docker.stderrLog(tool.container_id, since);
+      const text = pipeline(log, new FrameFilter(STDERR), () => undefined);
+      return { name, entries: await lastLines(text, "stderr", tail) };
+    }
+    const raw = await docker.logs(tool.container_id, tail, since);
     return { name, entries: demuxLogs(raw, false) };
   }
 

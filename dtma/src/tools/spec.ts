@@ -1,4 +1,4 @@
-import type { RegistryAuth, ToolResources, ToolSpec } from "../api";
+import type { Isolation, RegistryAuth, ToolResources, ToolSpec } from "../api";
 import { TOOL_NAME_PATTERN, TOOL_NAME_RULE } from "../api";
 import { HttpError } from "@agentopia-toolboxes/servicekit/http";
 
@@ -12,10 +12,21 @@ export interface Caps {
   memoryMb: number;
   cpus: number;
   pids: number;
+  /** Lanes of one per_session tool (DTMA_MAX_LANES_PER_TOOL). */
+  lanes: number;
 }
 
-export type ParsedSpec = Omit<ToolSpec, "transport" | "network" | "pull"> & {
+/** The most lanes a deploy may ask for, whatever the toolbox's cap. */
+export const MAX_LANES = 32;
+export const DEFAULT_LANES = 4;
+
+export type ParsedSpec = Omit<
+  ToolSpec,
+  "transport" | "isolation" | "max_lanes" | "network" | "pull"
+> & {
   transport: { type: "stdio" } | { type: "http"; port: number; path: string };
+  isolation: Isolation;
+  max_lanes: number;
   network: "none" | "egress";
   pull: "missing" | "always";
 };
@@ -179,6 +190,8 @@ const SPEC_FIELDS = [
   "env",
   "secrets",
   "transport",
+  "isolation",
+  "max_lanes",
   "resources",
   "network",
   "account_tool_instance_id",
@@ -209,6 +222,20 @@ export function parseSpec(body: unknown, caps: Caps): ParsedSpec {
   const env = b.env === undefined ? undefined : envMap(b.env, "env");
   const secrets = b.secrets === undefined ? undefined : envMap(b.secrets, "secrets");
   const t = transport(b.transport, "transport");
+  const isolation = oneOf(b.isolation, "isolation", ["shared", "per_session"], "shared");
+  // Stored for shared tools too (it only takes effect with per_session).
+  const maxLanes =
+    b.max_lanes === undefined
+      ? Math.min(DEFAULT_LANES, caps.lanes)
+      : number(b.max_lanes, "max_lanes", {
+          int: true,
+          min: 1,
+          max: Math.min(MAX_LANES, caps.lanes),
+          tooBig:
+            caps.lanes < MAX_LANES
+              ? `exceeds this toolbox's cap (${caps.lanes})`
+              : `Too big: expected number to be <=${MAX_LANES}`,
+        });
   const res = b.resources === undefined ? undefined : resources(b.resources, "resources", caps);
   const network = oneOf(b.network, "network", ["none", "egress"], "egress");
   const id = b.account_tool_instance_id;
@@ -232,6 +259,8 @@ export function parseSpec(body: unknown, caps: Caps): ParsedSpec {
   if (env) spec.env = env;
   if (secrets) spec.secrets = secrets;
   spec.transport = t;
+  spec.isolation = isolation;
+  spec.max_lanes = maxLanes;
   if (res) spec.resources = res;
   spec.network = network;
   if (id !== undefined) spec.account_tool_instance_id = id as string | null;

@@ -1,6 +1,7 @@
-import type { Tool, ToolHealth, ToolState, Transport } from "../api";
+import type { Isolation, Tool, ToolHealth, ToolState, Transport } from "../api";
 import type { ContainerInspect } from "../docker/engine";
 import { LABEL } from "./labels";
+import { DEFAULT_LANES } from "./spec";
 
 // Rebuilds a tool's public view from its container alone (labels + inspect), never from memory.
 
@@ -20,6 +21,9 @@ export function toolFromContainer(c: ContainerInspect, now = Date.now()): Tool {
   const name = labels[LABEL.toolName] ?? c.Name.replace(/^\//, "");
   const transport = parseTransport(labels[LABEL.transport]);
   const network = labels[LABEL.network] === "none" ? "none" : "egress";
+  // Containers deployed before these labels existed are shared, with the default lanes.
+  const isolation: Isolation = labels[LABEL.isolation] === "per_session" ? "per_session" : "shared";
+  const maxLanes = Number(labels[LABEL.maxLanes] ?? NaN);
   const state = (STATES as string[]).includes(c.State.Status)
     ? (c.State.Status as ToolState)
     : "dead";
@@ -37,6 +41,8 @@ export function toolFromContainer(c: ContainerInspect, now = Date.now()): Tool {
     container_id: c.Id,
     spec_hash: labels[LABEL.specHash] ?? "",
     transport,
+    isolation,
+    max_lanes: Number.isSafeInteger(maxLanes) && maxLanes > 0 ? maxLanes : DEFAULT_LANES,
     network,
     endpoint:
       transport.type === "http" && network === "egress"
