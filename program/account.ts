@@ -5,7 +5,12 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { AccountToolbox } from "../components/accountToolbox";
-import { parseAccountConfig, pulumiConfigSource, type AccountConfig } from "./config";
+import {
+  parseAccountConfig,
+  pulumiConfigSource,
+  type AccountConfig,
+  type AccountSecrets,
+} from "./config";
 
 export interface AccountStackOutputs {
   accountId: string;
@@ -65,9 +70,12 @@ export function accountToolbox(cfg: AccountConfig): AccountToolbox {
   });
 }
 
-/** The inline program the automation service runs. */
-export function accountProgram(): Promise<AccountStackOutputs> {
-  const cfg = parseAccountConfig(pulumiConfigSource());
+/**
+ * The inline program the automation service runs, in its own process: settings come from stack
+ * config, secrets through this argument (never config, whose values travel on a command line).
+ */
+export function accountProgram(secrets: AccountSecrets = {}): Promise<AccountStackOutputs> {
+  const cfg = parseAccountConfig(pulumiConfigSource(), secrets);
   const toolbox = accountToolbox(cfg);
   return Promise.resolve({
     accountId: cfg.accountId,

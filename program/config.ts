@@ -352,8 +352,17 @@ const ACCOUNT_JSON_KEYS = [
 export const ACCOUNT_CONFIG_KEYS: readonly string[] = [
   ...ACCOUNT_STRING_KEYS,
   ...ACCOUNT_JSON_KEYS,
-  "sshPrivateKey",
 ];
+
+/**
+ * Secrets the automation service hands the account program in-process (the program is an
+ * inline program in the service's own process), never through stack config: config values
+ * travel on the CLI's command line.
+ */
+export interface AccountSecrets {
+  /** The automation service's SSH private key; required for target digitalocean. */
+  sshPrivateKey?: string;
+}
 
 export function parseOperatorConfig(source: ConfigSource): OperatorConfig {
   const cfg: OperatorConfig = parse(
@@ -375,17 +384,21 @@ export function parseOperatorConfig(source: ConfigSource): OperatorConfig {
   return cfg;
 }
 
-export function parseAccountConfig(source: ConfigSource): AccountConfig {
+export function parseAccountConfig(
+  source: ConfigSource,
+  secrets: AccountSecrets = {},
+): AccountConfig {
   const parsed = parse(accountSchema, source, ACCOUNT_STRING_KEYS, ACCOUNT_JSON_KEYS);
   const cfg: AccountConfig = {
     ...parsed,
     dtmaImage: parsed.dtmaImage ?? DEFAULTS.localImages.dtma,
     backendImage: parsed.backendImage ?? DEFAULTS.localImages.backend,
-    sshPrivateKey: source.getSecret("sshPrivateKey"),
+    sshPrivateKey:
+      secrets.sshPrivateKey === undefined ? undefined : pulumi.secret(secrets.sshPrivateKey),
   };
   if (cfg.target === "digitalocean" && cfg.sshPrivateKey === undefined) {
     throw new ConfigError(
-      `${CONFIG_NAMESPACE}:sshPrivateKey: is required (as a secret) for target digitalocean`,
+      "sshPrivateKey: is required for target digitalocean (the automation service passes it to the program in-process)",
     );
   }
   return cfg;

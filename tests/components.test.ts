@@ -213,7 +213,8 @@ describe("account program (what the automation service runs)", function () {
     dtmaImage: "ghcr.io/agentopia/dtma:1",
     backendImage: "ghcr.io/agentopia/backend:1",
   };
-  const load = () => import("../program/account").then((m) => m.accountProgram());
+  const load = (secrets = {}) =>
+    import("../program/account").then((m) => m.accountProgram(secrets));
   /** The account program on digitalocean, reading a platform stack with VPCs in `vpcIds`. */
   const evaluateDroplet = (accountId: string, region: string, vpcIds: Record<string, string>) =>
     evaluateProgram(
@@ -225,11 +226,9 @@ describe("account program (what the automation service runs)", function () {
         region,
         platformStack: "org/agentopia-toolboxes/prod",
         controlPlaneCidrs: JSON.stringify(["198.51.100.16/28"]),
-        sshPrivateKey: testKeyPair().privateKey,
       },
       {
-        program: load,
-        secretKeys: ["sshPrivateKey"],
+        program: () => load({ sshPrivateKey: testKeyPair().privateKey }),
         stackReferenceOutputs: {
           vpcIds,
           projectId: "proj-1",
@@ -264,6 +263,32 @@ describe("account program (what the automation service runs)", function () {
     ]);
   });
 
+  it("takes the SSH key in-process (to the readiness gate, as a secret), never from stack config", async function () {
+    const ev = await evaluateDroplet(base.accountId, "nyc3", { nyc3: "vpc-nyc3" });
+    const key = testKeyPair().privateKey;
+    const holders = ev.resources.filter((r) =>
+      JSON.stringify(r.inputs).includes(JSON.stringify(key).slice(1, 40)),
+    );
+    assert.ok(holders.length > 0, "the key reaches the readiness gate");
+    for (const r of holders)
+      assert.ok(r.secretPaths.length > 0, `${r.name} holds the key in clear`);
+    // A key set as stack config is not read: config values travel on the CLI's command line.
+    await assert.rejects(
+      evaluateProgram(
+        `acct-${base.accountId}`,
+        {
+          ...base,
+          target: "digitalocean",
+          platformStack: "org/agentopia-toolboxes/prod",
+          controlPlaneCidrs: JSON.stringify(["198.51.100.16/28"]),
+          sshPrivateKey: key,
+        },
+        { program: () => load(), secretKeys: ["sshPrivateKey"] },
+      ),
+      /sshPrivateKey: is required for target digitalocean \(the automation service passes it/,
+    );
+  });
+
   it("fails clearly when the platform has no VPC in the requested region", async function () {
     await assert.rejects(evaluateDroplet("y", "sgp1", { nyc3: "vpc-nyc3" }), /has no VPC in sgp1/);
   });
@@ -283,7 +308,6 @@ describe("account program (what the automation service runs)", function () {
           backendImage: "a/backend:1",
           tokenGeneration: 0,
         },
-        "key",
         "/tmp/ssh",
       );
       for (const key of Object.keys(map)) {

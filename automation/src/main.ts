@@ -5,6 +5,7 @@ import { decodeKey, loadSettings, SettingsError, type Settings } from "./config"
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded";
 import { AutomationEngine, installPulumiCli } from "./engine/automationEngine";
 import { localSecret } from "./secrets/localSecrets";
+import { urlPassword } from "./secrets/scrubber";
 import { startService } from "./service";
 
 /** Repository root: automation/dist/src/main.js or automation/src/main.ts → ../../.. or ../.. */
@@ -69,6 +70,7 @@ async function main(settings: Settings): Promise<void> {
   const service = await startService({
     databaseUrl,
     engine,
+    engineSecrets: [settings.sshPrivateKey, passphrase, urlPassword(settings.pulumi.backendUrl)],
     log,
     serviceToken,
     sessions: settings.supabase

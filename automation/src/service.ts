@@ -17,6 +17,7 @@ import {
   type QueueOptions,
 } from "./queue/queue";
 import { startWorker } from "./queue/worker";
+import { SecretScrubber, urlPassword, type Secret } from "./secrets/scrubber";
 import { TokenCipher } from "./secrets/tokenCipher";
 import type { StackSettings } from "./stackConfig";
 import { ToolboxService } from "./toolboxService";
@@ -24,6 +25,11 @@ import { ToolboxService } from "./toolboxService";
 export interface ServiceOptions {
   databaseUrl: string;
   engine: ToolboxEngine;
+  /**
+   * Secrets the engine holds (SSH key, state passphrase, backend password): scrubbed from every
+   * error text and event, like the service token, the encryption key and the database password.
+   */
+  engineSecrets?: Secret[];
   log: Logger;
   serviceToken: string;
   sessions?: SessionVerifier;
@@ -60,12 +66,19 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     );
     const metrics = createMetrics(pool);
     const cipher = new TokenCipher(opts.tokenEncryptionKey);
+    const scrubber = SecretScrubber.of([
+      opts.serviceToken,
+      opts.tokenEncryptionKey,
+      urlPassword(opts.databaseUrl),
+      ...(opts.engineSecrets ?? []),
+    ]);
     const workerId = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     const worker = await startWorker({
       pool,
       boss,
       engine: opts.engine,
       cipher,
+      scrubber,
       stackSettings: opts.stackSettings,
       log: opts.log,
       metrics,

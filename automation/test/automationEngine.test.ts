@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { mkdtemp, mkdir, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -55,9 +54,8 @@ describe("Automation API engine: what it passes to Pulumi", () => {
     assert.equal(kms.envVars?.PULUMI_CONFIG_PASSPHRASE, undefined);
   });
 
-  it("stack config in the agentopia-toolboxes namespace, the SSH key as a secret", () => {
-    const key = `test-ssh-key-${randomUUID()}`;
-    const map = stackConfig(request.config, key, "/srv/stacks/acct-x/ssh");
+  it("stack config in the agentopia-toolboxes namespace, holding no secret (it goes on a command line)", () => {
+    const map = stackConfig(request.config, "/srv/stacks/acct-x/ssh");
     assert.deepEqual(map, {
       "agentopia-toolboxes:accountId": { value: request.config.accountId },
       "agentopia-toolboxes:target": { value: "digitalocean" },
@@ -67,15 +65,10 @@ describe("Automation API engine: what it passes to Pulumi", () => {
       "agentopia-toolboxes:region": { value: "nyc3" },
       "agentopia-toolboxes:platformStack": { value: "agentopia/agentopia-toolboxes/prod" },
       "agentopia-toolboxes:dtmaImage": { value: "ghcr.io/agentopia/dtma:1" },
-      "agentopia-toolboxes:sshPrivateKey": { value: key, secret: true },
       "agentopia-toolboxes:sshStateDir": { value: "/srv/stacks/acct-x/ssh" },
     });
-    const local = stackConfig({ ...request.config, target: "local" }, "key");
-    assert.equal(
-      local["agentopia-toolboxes:sshPrivateKey"],
-      undefined,
-      "no SSH key for the local target",
-    );
+    const local = stackConfig({ ...request.config, target: "local" }, "/srv/ssh");
+    assert.equal(local["agentopia-toolboxes:sshStateDir"], undefined, "no SSH files locally");
   });
 
   it("passes the policy pack on up/preview once policies/PulumiPolicy.yaml exists", async () => {

@@ -23,6 +23,21 @@ export const stackSettings = {
   controlPlaneCidrs: ["10.0.0.0/8"],
 };
 
+/** Queue and stream timings for tests: short retries, fast polls, no cron. */
+export function fastQueue(retryLimit: number) {
+  return {
+    queue: {
+      retryLimit,
+      retryDelaySeconds: 1,
+      heartbeatSeconds: 10,
+      superviseIntervalSeconds: 1,
+      schedule: false,
+    },
+    pollingIntervalSeconds: 0.5,
+    ssePollMs: 50,
+  };
+}
+
 export interface TestServiceOptions {
   engine: ToolboxEngine;
   databaseUrl?: string;
@@ -47,15 +62,7 @@ export async function startTestService(
     stackSettings,
     heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds ?? 180,
     workerConcurrency: opts.workerConcurrency ?? 2,
-    queue: {
-      retryLimit: opts.retryLimit ?? 2,
-      retryDelaySeconds: 1,
-      heartbeatSeconds: 10,
-      superviseIntervalSeconds: 1,
-      schedule: false,
-    },
-    pollingIntervalSeconds: 0.5,
-    ssePollMs: 50,
+    ...fastQueue(opts.retryLimit ?? 2),
     httpLogs: process.env.TEST_LOG_LEVEL !== undefined,
   });
   return { ...service, databaseUrl };

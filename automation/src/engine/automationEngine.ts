@@ -1,4 +1,4 @@
-import { rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type * as automationApi from "@pulumi/pulumi/automation";
 import type {
@@ -29,20 +29,30 @@ import { EngineError } from "./types";
 
 type Automation = typeof automationApi;
 
+/** What the account program receives in-process: secrets never travel through stack config. */
+export interface AccountProgramSecrets {
+  sshPrivateKey?: string;
+}
+
+/** `accountProgram` of `program/account.ts`: the inline program, given its secrets. */
+export type AccountProgram = (secrets: AccountProgramSecrets) => ReturnType<PulumiFn>;
+
 export interface AutomationEngineOptions extends AutomationEngineSettings {
   /** Directory of an installed CLI (`PulumiCommand.install`); default: `pulumi` on PATH. */
   pulumiCommandRoot?: string;
-  /** The inline program; default: `accountProgram` from `<repoRoot>/program/account.ts`. */
-  loadProgram?: () => Promise<PulumiFn>;
+  /** The account program; default: `accountProgram` from `<repoRoot>/program/account.ts`. */
+  loadProgram?: () => Promise<AccountProgram>;
 }
 
 /** Loads the account program lazily so the rest of the service never loads Pulumi. */
-async function loadAccountProgram(repoRoot: string): Promise<PulumiFn> {
+async function loadAccountProgram(repoRoot: string): Promise<AccountProgram> {
   // The program is TypeScript at the repository root, outside this package's build.
   const { register } = await import("tsx/cjs/api");
   register();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const mod = require(path.join(repoRoot, "program", "account")) as { accountProgram?: PulumiFn };
+  const mod = require(path.join(repoRoot, "program", "account")) as {
+    accountProgram?: AccountProgram;
+  };
   if (typeof mod.accountProgram !== "function") {
     throw new EngineError("program/account does not export accountProgram", "permanent");
   }
@@ -63,19 +73,10 @@ export function classifyError(
     (automation && err instanceof automation.ConcurrentUpdateError) ||
     /currently locked|concurrent update/i.test(message)
   ) {
-    return new EngineError(firstLines(message), "locked");
+    return new EngineError(message, "locked");
   }
-  return new EngineError(firstLines(message), TRANSIENT.test(message) ? "transient" : "permanent");
-}
-
-/** Keeps the useful head of a CLI error (they embed the full stdout). */
-function firstLines(text: string): string {
-  return text
-    .split("\n")
-    .filter((l) => l.trim() !== "")
-    .slice(0, 12)
-    .join("\n")
-    .slice(0, 2000);
+  // Whole: the worker scrubs secrets out before it cuts the text to its head.
+  return new EngineError(message, TRANSIENT.test(message) ? "transient" : "permanent");
 }
 
 function toEngineEvent(e: PulumiEvent): EngineEvent {
@@ -191,23 +192,26 @@ export class AutomationEngine implements ToolboxEngine {
     }
     const automation: Automation = await import("@pulumi/pulumi/automation");
     try {
-      const program = await (
+      const accountProgram = await (
         this.opts.loadProgram ?? (() => loadAccountProgram(this.opts.repoRoot))
       )();
+      // The inline program runs in this process: the SSH key reaches it through this closure
+      // (the program wraps it in pulumi.secret), never on a CLI command line or in stack config.
+      const secrets: AccountProgramSecrets =
+        req.config.target === "digitalocean" ? { sshPrivateKey: this.opts.sshPrivateKey } : {};
+      const program: PulumiFn = () => accountProgram(secrets);
       const pulumiCommand = await automation.PulumiCommand.get({
         root: this.opts.pulumiCommandRoot,
         skipVersionCheck: true,
       });
+      // LocalWorkspace refuses a work directory that does not exist yet.
+      await mkdir(workDirFor(this.opts, req.stackName), { recursive: true, mode: 0o700 });
       const stack = await automation.LocalWorkspace.createOrSelectStack(
         { stackName: req.stackName, projectName: PROJECT_NAME, program },
         { ...workspaceOptions(this.opts, req.stackName), pulumiCommand },
       );
       await stack.setAllConfig(
-        stackConfig(
-          req.config,
-          this.opts.sshPrivateKey,
-          path.join(workDirFor(this.opts, req.stackName), "ssh"),
-        ),
+        stackConfig(req.config, path.join(workDirFor(this.opts, req.stackName), "ssh")),
       );
       return await fn(stack);
     } catch (err) {

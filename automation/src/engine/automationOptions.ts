@@ -17,7 +17,7 @@ export interface AutomationEngineSettings {
   passphrase?: string;
   secretsProvider?: string;
   pulumiHome?: string;
-  /** digitalocean only; set as a secret config value. */
+  /** digitalocean only; handed to the inline program in-process, never set as config. */
   sshPrivateKey?: string;
 }
 
@@ -63,15 +63,12 @@ export function workspaceOptions(
 }
 
 /**
- * Stack config in the `agentopia-toolboxes` namespace, as the account program reads it. On
- * DigitalOcean the SSH key and the pinned known_hosts the Docker provider reads are written under
- * `sshStateDir`, inside the stack's work directory, so they go when the stack does.
+ * Stack config in the `agentopia-toolboxes` namespace, as the account program reads it. It holds
+ * no secret: `pulumi config set-all` receives it on its command line (visible in `ps`, echoed in
+ * its errors). On DigitalOcean the SSH key and the pinned known_hosts the Docker provider reads
+ * are written under `sshStateDir`, inside the stack's work directory, so they go with the stack.
  */
-export function stackConfig(
-  config: ToolboxStackConfig,
-  sshPrivateKey?: string,
-  sshStateDir?: string,
-): ConfigMap {
+export function stackConfig(config: ToolboxStackConfig, sshStateDir?: string): ConfigMap {
   const key = (k: string) => `${CONFIG_NAMESPACE}:${k}`;
   const map: ConfigMap = {
     [key("accountId")]: { value: config.accountId },
@@ -89,9 +86,6 @@ export function stackConfig(
   };
   for (const [k, v] of Object.entries(optional)) {
     if (v !== undefined) map[key(k)] = { value: v };
-  }
-  if (config.target === "digitalocean" && sshPrivateKey !== undefined) {
-    map[key("sshPrivateKey")] = { value: sshPrivateKey, secret: true };
   }
   if (config.target === "digitalocean" && sshStateDir !== undefined) {
     map[key("sshStateDir")] = { value: sshStateDir };

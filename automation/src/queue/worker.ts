@@ -12,6 +12,7 @@ import {
 } from "../db/rows";
 import type { EngineEvent, StackRequest, ToolboxEngine, ToolboxOutputs } from "../engine/types";
 import { EngineError } from "../engine/types";
+import type { SecretScrubber } from "../secrets/scrubber";
 import { sha256Hex, type TokenCipher } from "../secrets/tokenCipher";
 import { stackRequestFor, type StackSettings } from "../stackConfig";
 import { JobLoop } from "./jobLoop";
@@ -27,6 +28,8 @@ export interface WorkerDeps {
   boss: PgBoss;
   engine: ToolboxEngine;
   cipher: TokenCipher;
+  /** Knows every secret of the service; each attempt adds its toolbox's tokens. */
+  scrubber: SecretScrubber;
   stackSettings: StackSettings;
   log: Logger;
   metrics?: Metrics;
@@ -231,7 +234,8 @@ export async function runOperation(
     locked = true;
     if (!claim.attempt) return;
     const { op, row, interrupted } = claim.attempt;
-    const events = eventSink(deps, db, op.id);
+    const scrubber = attemptScrubber(deps, row);
+    const events = eventSink(deps, db, op.id, scrubber);
     try {
       if (!row) throw new EngineError(`toolbox for ${op.account_id} vanished`, "permanent");
       const req = stackRequestFor(deps.stackSettings, row);
@@ -247,10 +251,7 @@ export async function runOperation(
     } catch (err) {
       engineDone();
       await events.flush();
-      const e =
-        err instanceof EngineError
-          ? err
-          : new EngineError(String((err as Error)?.message ?? err), "transient");
+      const e = attemptFailure(err, scrubber);
       if (e.kind === "transient" && retryCount < retryLimit) {
         await db.query(
           "update toolbox_operations set status = 'queued', updated_at = now() where id = $1",
@@ -276,6 +277,45 @@ export async function runOperation(
       db.release();
     }
   }
+}
+
+/**
+ * The attempt's scrubber: the service's secrets and the toolbox's own tokens (known once it was
+ * provisioned; a ciphertext that no longer decrypts adds none).
+ */
+function attemptScrubber(deps: WorkerDeps, row: ToolboxRow | undefined): SecretScrubber {
+  if (!row?.tokens_ciphertext) return deps.scrubber;
+  try {
+    return deps.scrubber.with(
+      Object.values(deps.cipher.decrypt(row.tokens_ciphertext, row.account_id)),
+    );
+  } catch {
+    deps.log.warn(
+      { accountId: row.account_id },
+      "stored tokens do not decrypt; not scrubbing them",
+    );
+    return deps.scrubber;
+  }
+}
+
+/**
+ * Every failure of an attempt becomes the text that is stored, streamed, logged and handed to
+ * pg-boss here, and only here: scrubbed of every secret first, then cut to its useful head (CLI
+ * errors embed the full output). Errors that are not the engine's are retried as transient.
+ */
+function attemptFailure(err: unknown, scrubber: SecretScrubber): EngineError {
+  const kind = err instanceof EngineError ? err.kind : "transient";
+  const message = err instanceof Error ? err.message : String(err);
+  return new EngineError(firstLines(scrubber.text(message)), kind);
+}
+
+function firstLines(text: string): string {
+  return text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .slice(0, 12)
+    .join("\n")
+    .slice(0, 2000);
 }
 
 /** Runs the engine call; a stack lock we know to be stale (we hold the account) is cleared once. */
@@ -492,7 +532,12 @@ const EVENT_WRITE_DELAY_MS = 250;
  * reading "after id N" never skips one. What is still collected when the engine call ends goes
  * into the operation's final statement.
  */
-function eventSink(deps: WorkerDeps, db: Queryable, operationId: string): EventSink {
+function eventSink(
+  deps: WorkerDeps,
+  db: Queryable,
+  operationId: string,
+  scrubber: SecretScrubber,
+): EventSink {
   let pending: EngineEvent[] = [];
   let writing: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -522,7 +567,11 @@ function eventSink(deps: WorkerDeps, db: Queryable, operationId: string): EventS
   };
   return {
     push: (e: EngineEvent) => {
-      pending.push(e);
+      pending.push({
+        type: e.type,
+        message: e.message && scrubber.text(e.message),
+        data: scrubber.value(e.data),
+      });
       schedule();
     },
     flush: async () => {
