@@ -5,9 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 docker build -t agentopia/dtma:local -f dtma/Dockerfile .
-if [ ! -f backend/Dockerfile ]; then
-  echo "build-local-images: backend/Dockerfile does not exist yet (the backend service has not landed);" \
-    "agentopia/backend:local cannot be built, so 'pulumi up -s local' cannot start the backend" >&2
-  exit 1
-fi
 docker build -t agentopia/backend:local -f backend/Dockerfile .

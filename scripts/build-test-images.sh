@@ -8,6 +8,7 @@
 #   agentopia-test/mcp-tools:latest backend/test/fixtures/mcp-tools (the gateway's test server, stdio or http)
 #   agentopia-test/mcp-everything:latest backend/test/fixtures/mcp-everything (published server-everything)
 #   agentopia/dtma:dev             dtma/Dockerfile
+#   agentopia/backend:dev          backend/Dockerfile
 set -euo pipefail
 
 ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,3 +69,11 @@ tar -C "$ROOT_DIR" -c package.json package-lock.json tsconfig.base.json \
   dtma/Dockerfile dtma/package.json dtma/tsconfig.build.json dtma/src \
   | docker build -q -t agentopia/dtma:dev -f dtma/Dockerfile - > /dev/null
 echo "build-test-images: built agentopia/dtma:dev"
+
+echo "build-test-images: building agentopia/backend:dev"
+tar -C "$ROOT_DIR" -c package.json package-lock.json tsconfig.base.json \
+  servicekit/package.json servicekit/tsconfig.build.json servicekit/src \
+  dtma/package.json dtma/tsconfig.build.json dtma/src \
+  backend/Dockerfile backend/package.json backend/tsconfig.build.json backend/src \
+  | docker build -q -t agentopia/backend:dev -f backend/Dockerfile - > /dev/null
+echo "build-test-images: built agentopia/backend:dev"

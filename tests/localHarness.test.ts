@@ -1,6 +1,7 @@
 /**
  * The container specs on a real Docker daemon: the DTMA starts healthy with exactly the
- * settings Pulumi declares, is reachable on the control network and from nowhere else.
+ * settings Pulumi declares, is reachable on the control network and from nowhere else. The
+ * backend's spec runs beside it in tests/toolboxInABox.test.ts.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -147,10 +148,6 @@ describe("local end-to-end harness: container specs on a real Docker daemon", fu
       /timed out|refused|unreachable/,
     );
   });
-
-  it(
-    "backend spec on a real daemon (pending: backend/ has no Dockerfile until the backend issue lands)",
-  );
 });
 
 function execSleep(seconds: number): void {
