@@ -1,6 +1,7 @@
 // Server-sent event streams: the GET stream of a session, a request's streamed answer, and a
 // `subscriptions/listen` answer. A stream ends when the client goes away, when a write fails, or
-// when the client reads too slowly (more than MAX_BUFFERED bytes waiting): never a leaked stream.
+// when the client does not read (more than MAX_BUFFERED bytes still waiting when the next message
+// or keep-alive is due): never a leaked stream.
 // One ticker writes the keep-alive comments of every open stream.
 import type { ServerResponse } from "node:http";
 
@@ -61,15 +62,16 @@ export class SseStream {
       this.finish();
       return false;
     }
-    try {
-      this.res.write(chunk);
-    } catch {
+    if (this.res.writableLength > MAX_BUFFERED) {
+      // What was written before is still not read: the client does not read, and everything
+      // sent to it would stay in memory. (One large message on its own is fine.)
       this.res.destroy();
       this.finish();
       return false;
     }
-    if (this.res.writableLength > MAX_BUFFERED) {
-      // The client does not read: it would keep everything in memory.
+    try {
+      this.res.write(chunk);
+    } catch {
       this.res.destroy();
       this.finish();
       return false;

@@ -281,6 +281,25 @@ describe("MCP edge over raw HTTP", function () {
       );
     });
 
+    it("a large answer arrives whole, as JSON and as SSE", async () => {
+      const { sessionId } = await rawInitialize(gw.base, "/mcp/tools");
+      const bytes = 2_500_000;
+      const json = await raw(gw.base, "POST", "/mcp/tools", {
+        headers: sessionHeaders(sessionId),
+        body: CALL(1, "big", { bytes }),
+      });
+      assert.equal(json.json.result.content[0].text.length, bytes);
+      const sse = await openSse(
+        gw.base,
+        "POST",
+        "/mcp/tools",
+        sessionHeaders(sessionId),
+        CALL(2, "big", { bytes }, { progressToken: "big" }),
+      );
+      await sse.ended;
+      assert.equal(sse.messages.at(-1).result.content[0].text.length, bytes);
+    });
+
     it("notifications/cancelled reaches only the session's own call, cancelling it upstream", async () => {
       const a = await rawInitialize(gw.base, "/mcp/tools");
       const b = await rawInitialize(gw.base, "/mcp/tools");
