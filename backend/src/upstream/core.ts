@@ -118,6 +118,11 @@ interface Subscription {
   waiting: Set<(outcome: CallOutcome) => void> | null;
 }
 
+/** A delay Node's timers accept: below 0 is now, above 2^31−1 ms would fire at once. */
+export function timerMs(ms: number): number {
+  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), 2_147_483_647) : 2_147_483_647;
+}
+
 function bounded(text: string, max = 200): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
@@ -265,7 +270,7 @@ export class LaneCore implements UpstreamLane {
               `no answer within ${opts.timeoutMs} ms`,
               "timeout",
             ),
-          Math.max(0, opts.timeoutMs),
+          timerMs(opts.timeoutMs),
         ),
         signal: opts.signal,
         onAbort: undefined,
@@ -331,7 +336,7 @@ export class LaneCore implements UpstreamLane {
       const timer = setTimeout(
         () =>
           finish(errorOutcome(ErrorCodes.RequestTimeout, `no answer within ${opts.timeoutMs} ms`)),
-        Math.max(0, opts.timeoutMs),
+        timerMs(opts.timeoutMs),
       );
       const onAbort = (): void =>
         finish(errorOutcome(ErrorCodes.Cancelled, "the request was cancelled"));

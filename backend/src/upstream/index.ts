@@ -2,8 +2,8 @@
 export * from "./types";
 export type { CommonLaneOptions, LaneStats, UpstreamLane } from "./core";
 export { GATEWAY_CLIENT_NAME, GATEWAY_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from "./core";
-export type { StdioLaneOptions } from "./stdio";
-export { createStdioLane } from "./stdio";
+export type { StdioAttachment, StdioConnectorOptions, StdioLaneOptions } from "./stdio";
+export { createStdioConnector, createStdioLane } from "./stdio";
 export type { HttpLaneOptions } from "./http";
 export { createHttpLane } from "./http";
 export type { Clock, Supervisor, SupervisorOptions } from "./supervisor";

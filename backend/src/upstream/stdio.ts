@@ -145,3 +145,34 @@ export async function createStdioLane(opts: StdioLaneOptions): Promise<UpstreamL
   await core.handshake();
   return core;
 }
+
+/** What the DTMA client's `attach` / `openLane` give: the stdio stream and the process's start. */
+export interface StdioAttachment {
+  stream: Duplex;
+  /** The container's State.StartedAt when the stream opened; a new value means a new process. */
+  startedAt: string | null;
+}
+
+export interface StdioConnectorOptions extends Omit<StdioLaneOptions, "stream" | "reuse"> {
+  /** Opens the attachment, e.g. `() => dtma.attach(name)`. */
+  attach: () => Promise<StdioAttachment>;
+}
+
+/**
+ * A `connect` for the supervisor over re-openable attachments to one process: the first lane
+ * initializes the server; a later one on the same process (the same `startedAt`, e.g. after the
+ * attachment dropped while the server kept running) reuses that InitializeResult, since the
+ * server would refuse a second initialize. A new process (or an unknown start) is initialized.
+ */
+export function createStdioConnector(opts: StdioConnectorOptions): () => Promise<UpstreamLane> {
+  let last: { startedAt: string; result: InitializeResult } | null = null;
+  return async () => {
+    const { attach, ...laneOpts } = opts;
+    const { stream, startedAt } = await attach();
+    const reuse =
+      startedAt !== null && last !== null && last.startedAt === startedAt ? last.result : undefined;
+    const lane = await createStdioLane({ ...laneOpts, stream, reuse });
+    last = startedAt === null ? null : { startedAt, result: lane.initialize };
+    return lane;
+  };
+}

@@ -6,6 +6,7 @@
 // counted and closed on `shutdown`.
 import type { Logger } from "pino";
 import type { Lane, LaneState, LaneSupervisor, SupervisorView } from "./types";
+import { timerMs } from "./core";
 import { UpstreamUnavailable } from "./types";
 
 /** Time, injectable so that tests move it by hand. */
@@ -143,7 +144,7 @@ class LaneSupervisorImpl implements Supervisor {
               `no lane within ${timeoutMs} ms (${this.state}${this.lastError ? `; last error: ${this.lastError}` : ""})`,
             ),
           ),
-        Math.max(0, timeoutMs),
+        timerMs(timeoutMs),
       );
       step();
     });
@@ -160,13 +161,10 @@ class LaneSupervisorImpl implements Supervisor {
     }
     return new Promise<Lane>((resolve, reject) => {
       let done = false;
-      const timer = this.clock.setTimeout(
-        () => {
-          done = true;
-          reject(this.unavailable(`no session lane within ${timeoutMs} ms`));
-        },
-        Math.max(0, timeoutMs),
-      );
+      const timer = this.clock.setTimeout(() => {
+        done = true;
+        reject(this.unavailable(`no session lane within ${timeoutMs} ms`));
+      }, timerMs(timeoutMs));
       open().then(
         (lane) => {
           this.clock.clearTimeout(timer);

@@ -283,6 +283,7 @@ async function handServer(
       const raw = Buffer.concat(chunks).toString("utf8");
       const body = raw ? JSON.parse(raw) : undefined;
       received.push({ method: req.method, headers: req.headers, body });
+      if (req.method === "DELETE") return res.writeHead(200).end();
       handle(req, body, res);
     });
   });
@@ -342,6 +343,39 @@ describe("upstream http lane (hand-written servers)", function () {
     // A JSON (not SSE) answer.
     assert.deepEqual(await lane.call("tools/list", undefined, T), { result: { plain: true } });
     lane.close("done");
+    await srv.close();
+  });
+
+  it("reconnects the GET stream with backoff when it ends (409 and a closed stream included)", async () => {
+    let gets = 0;
+    const srv = await handServer((req, body, res) => {
+      if (req.method === "GET") {
+        gets++;
+        if (gets === 2) return res.writeHead(409).end(); // "only one stream": try again later
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        const n = { jsonrpc: "2.0", method: "notifications/tools/list_changed", params: { gets } };
+        return res.end(`data: ${JSON.stringify(n)}\n\n`);
+      }
+      if (body?.method === "initialize") {
+        res.writeHead(200, { "content-type": "application/json", "mcp-session-id": "s" });
+        return res.end(JSON.stringify({ jsonrpc: "2.0", id: body.id, result: INIT_RESULT }));
+      }
+      res.writeHead(202).end();
+    });
+    const lane = await createHttpLane(
+      opts(srv.url, { getStreamBackoff: { initialMs: 5, maxMs: 20 } }),
+    );
+    const got: JsonRpcNotification[] = [];
+    lane.onNotification((n) => got.push(n));
+    await until(() => got.length >= 2);
+    assert.deepEqual(
+      got.slice(0, 2).map((n) => n.params?.gets),
+      [1, 3],
+    );
+    lane.close("done");
+    const after = gets;
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(gets, after, "no GET after close");
     await srv.close();
   });
 

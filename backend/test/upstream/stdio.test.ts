@@ -2,10 +2,11 @@
 import assert from "node:assert/strict";
 import { Duplex, duplexPair } from "node:stream";
 import fc from "fast-check";
-import { createStdioLane } from "../../src/upstream/stdio";
+import { createStdioConnector, createStdioLane } from "../../src/upstream/stdio";
 import type { StdioLaneOptions } from "../../src/upstream/stdio";
-import type { CallOutcome, JsonObject, JsonRpcNotification } from "../../src/upstream/types";
+import type { CallOutcome, JsonObject, JsonRpcNotification, Lane } from "../../src/upstream/types";
 import { ErrorCodes } from "../../src/upstream/types";
+import type { Proc } from "./helpers";
 import {
   INIT_RESULT,
   killAll,
@@ -34,6 +35,28 @@ const T = { timeoutMs: 20_000 };
 
 function errorCode(outcome: CallOutcome): number | undefined {
   return "error" in outcome ? outcome.error.code : undefined;
+}
+
+/** An attachment to a running process, as the DTMA gives one: letting go never ends its stdin. */
+function attachTo(proc: Proc): { stream: Duplex; detach(): void } {
+  const onData = (c: Buffer) => stream.push(c);
+  const stream = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, cb) {
+      proc.stream.write(chunk, cb);
+    },
+    final(cb) {
+      cb();
+    },
+  });
+  proc.stream.on("data", onData);
+  return {
+    stream,
+    detach: () => {
+      proc.stream.off("data", onData);
+      stream.push(null);
+    },
+  };
 }
 
 describe("upstream stdio lane (mcp-tools fixture processes)", function () {
@@ -204,39 +227,52 @@ describe("upstream stdio lane (mcp-tools fixture processes)", function () {
 
   it("reuses the InitializeResult of an earlier lane on the same process (no second initialize)", async () => {
     const proc = spawnFixture();
-    // Two attachments in turn to one running process, as the DTMA gives after a re-attach.
-    const attach = () => {
-      const onData = (c: Buffer) => stream.push(c);
-      const stream = new Duplex({
-        read() {},
-        write(chunk: Buffer, _enc, cb) {
-          proc.stream.write(chunk, cb);
-        },
-        final(cb) {
-          cb(); // letting go of an attachment never ends the process's stdin
-        },
-      });
-      proc.stream.on("data", onData);
-      return {
-        stream,
-        detach: () => {
-          proc.stream.off("data", onData);
-          stream.push(null);
-        },
-      };
-    };
-    const a = attach();
+    const a = attachTo(proc);
     const first = await createStdioLane(laneOpts(a.stream));
     const pid = JSON.parse(textOf(await first.call("tools/call", tool("whoami"), T))).pid;
     a.detach();
     await first.closed;
-    const b = attach();
+    const b = attachTo(proc);
     const second = await createStdioLane(laneOpts(b.stream, { reuse: first.initialize }));
     assert.equal(second.initialize, first.initialize);
     const who = JSON.parse(textOf(await second.call("tools/call", tool("whoami"), T)));
     assert.equal(who.pid, pid);
     assert.equal(proc.stream.messages().filter((m) => m.method === "initialize").length, 1);
     second.close("done");
+  });
+
+  it("createStdioConnector reuses the InitializeResult while startedAt is unchanged, and initializes a new process", async () => {
+    let proc = spawnFixture();
+    let startedAt = "2026-01-01T00:00:00Z";
+    let current: ReturnType<typeof attachTo> | undefined;
+    const connect = createStdioConnector({
+      server: "mcp-tools",
+      maxMessageBytes: CAP,
+      initializeTimeoutMs: 10_000,
+      attach: () => {
+        current = attachTo(proc);
+        return Promise.resolve({ stream: current.stream, startedAt });
+      },
+    });
+    const inits = (p: Proc) => p.stream.messages().filter((m) => m.method === "initialize").length;
+    const pidOf = async (l: Lane) =>
+      JSON.parse(textOf(await l.call("tools/call", tool("whoami"), T))).pid;
+    const first = await connect();
+    const pid = await pidOf(first);
+    current!.detach(); // the attachment drops; the process runs on
+    await first.closed;
+    const second = await connect();
+    assert.equal(await pidOf(second), pid);
+    assert.equal(inits(proc), 1);
+    second.close("restart");
+    const old = proc;
+    proc = spawnFixture();
+    startedAt = "2026-01-01T00:05:00Z";
+    const third = await connect();
+    assert.notEqual(await pidOf(third), pid);
+    assert.equal(inits(proc), 1);
+    assert.equal(inits(old), 1);
+    third.close("done");
   });
 
   it("fails creation within the timeout when the server never answers initialize", async () => {
