@@ -259,6 +259,43 @@ describe("the droplet in a box: DTMA and backend from their specs, MCP servers t
     assert.deepEqual(seen.capabilities, {});
   });
 
+  it("isolation per_session gives each session a process of its own inside the same container", async () => {
+    const deployed = await deploy("private", {
+      image: MCP_TOOLS,
+      transport: { type: "stdio" },
+      isolation: "per_session",
+      max_lanes: 2,
+    });
+    assert.equal(deployed.status, 201, JSON.stringify(deployed.body));
+    assert.equal(deployed.body!.isolation, "per_session");
+    const [a, b] = [await v1("/mcp/private"), await v1("/mcp/private")];
+    const who = async (c: ClientV1) =>
+      JSON.parse(text(await c.callTool({ name: "whoami", arguments: {} })));
+    assert.equal(text(await a.callTool({ name: "counter", arguments: {} })), "1");
+    assert.equal(text(await a.callTool({ name: "counter", arguments: {} })), "2");
+    assert.equal(
+      text(await b.callTool({ name: "counter", arguments: {} })),
+      "1",
+      "b has its own state",
+    );
+    assert.notEqual((await who(a)).pid, (await who(b)).pid);
+    // The container's lane cap (max_lanes 2) refuses a third session at initialize.
+    await assert.rejects(() => v1("/mcp/private"), /503|unavailable|lane/i);
+    // A session ended by DELETE (what a client does on close) frees its process and its place.
+    await (a.transport as TransportV1).terminateSession();
+    await a.close();
+    let c: ClientV1 | undefined;
+    for (let i = 0; i < 20 && !c; i++) {
+      c = await v1("/mcp/private").catch(async () => {
+        await new Promise((r) => setTimeout(r, 250));
+        return undefined;
+      });
+    }
+    assert.ok(c, "a new session got a lane once one was freed");
+    assert.equal(text(await c.callTool({ name: "counter", arguments: {} })), "1");
+    assert.equal((await api("DELETE", "/v1/servers/private")).status, 204);
+  });
+
   it("a per-agent token sees and calls only its servers; a revoked token gets 401", async () => {
     const minted = await api("POST", "/v1/agent-tokens", {
       agent_id: "agent-1",

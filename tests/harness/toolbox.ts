@@ -75,6 +75,8 @@ export async function startToolbox(opts: {
   agentopiaApiBaseUrl?: string;
   dtmaImage?: string;
   backendImage?: string;
+  /** Backend settings beyond the spec's (e.g. a benchmark lifts the rate limit). */
+  backendEnv?: Record<string, string>;
 }): Promise<Toolbox> {
   const accountId = `box-${randomBytes(3).toString("hex")}`;
   const tokens = { dtma: token(), backendApi: token(), agentGateway: token() };
@@ -93,6 +95,7 @@ export async function startToolbox(opts: {
     backendMemoryMb: 192,
     toolCaps: { memoryMb: 256, cpus: 1, pids: 256 },
   });
+  Object.assign(specs.backend.env, opts.backendEnv);
   const toolNetwork = specs.networks.find((n) => n.key === "tools")!.name;
   const toolbox: Toolbox = {
     accountId,

@@ -4,9 +4,10 @@ import type { Logger } from "pino";
 import type { GatewayServer, ServerDirectory } from "../mcp/deps";
 import {
   createHttpLane,
+  createStdioConnector,
   createStdioLane,
   createSupervisor,
-  type InitializeResult,
+  type CommonLaneOptions,
   type Lane,
 } from "../upstream";
 
@@ -30,8 +31,6 @@ export interface RegistryDeps {
 interface Entry {
   tool: Tool;
   server: GatewayServer;
-  /** The initialize result of the running process, reused when the attachment is taken again. */
-  initialized?: { startedAt: string; result: InitializeResult };
 }
 
 export class ServerRegistry implements ServerDirectory {
@@ -111,13 +110,28 @@ export class ServerRegistry implements ServerDirectory {
   private create(tool: Tool): Entry {
     const { log } = this.deps;
     const entry = { tool } as Entry;
+    const laneOptions = {
+      server: tool.name,
+      maxMessageBytes: this.deps.maxMessageBytes,
+      initializeTimeoutMs: this.deps.initializeTimeoutMs,
+      clientVersion: this.deps.version,
+      log: log.child({ server: tool.name }),
+    };
+    const http = () => this.httpLane(entry, laneOptions);
+    // The main process's attachment: taken again after a break, to the same process (same
+    // start time), it reuses that process's initialize.
     const connect =
       tool.transport.type === "stdio"
-        ? () => this.attach(entry, false)
-        : () => this.httpLane(entry);
-    // A session's own lane: a new process for stdio, a new upstream session for http.
+        ? createStdioConnector({ ...laneOptions, attach: () => this.deps.dtma.attach(tool.name) })
+        : http;
+    // A session's own lane: a new process (always initialized), or a new upstream session.
     const openSessionLane =
-      tool.transport.type === "stdio" ? () => this.attach(entry, true) : () => this.httpLane(entry);
+      tool.transport.type === "stdio"
+        ? async () => {
+            const { stream } = await this.deps.dtma.openLane(tool.name);
+            return createStdioLane({ ...laneOptions, stream, forwardLogs: true });
+          }
+        : http;
     const supervisor = createSupervisor({
       server: tool.name,
       connect,
@@ -136,46 +150,14 @@ export class ServerRegistry implements ServerDirectory {
     return entry;
   }
 
-  /** The main process's attachment (shared lane) or a new process (per-session lane). */
-  private async attach(entry: Entry, sessionLane: boolean): Promise<Lane> {
-    const name = entry.tool.name;
-    const { stream, startedAt } = sessionLane
-      ? await this.deps.dtma.openLane(name)
-      : await this.deps.dtma.attach(name);
-    const reuse =
-      !sessionLane && startedAt !== null && entry.initialized?.startedAt === startedAt
-        ? entry.initialized.result
-        : undefined;
-    const lane = await createStdioLane({
-      server: name,
-      stream,
-      maxMessageBytes: this.deps.maxMessageBytes,
-      initializeTimeoutMs: this.deps.initializeTimeoutMs,
-      clientVersion: this.deps.version,
-      log: this.deps.log.child({ server: name }),
-      forwardLogs: sessionLane,
-      ...(reuse ? { reuse } : {}),
-    });
-    if (!sessionLane && startedAt !== null) {
-      entry.initialized = { startedAt, result: lane.initialize };
-    }
-    return lane;
-  }
-
-  private httpLane(entry: Entry): Promise<Lane> {
+  /** An MCP session at the endpoint the DTMA reports now (it follows a redeploy). */
+  private httpLane(entry: Entry, options: CommonLaneOptions): Promise<Lane> {
     const endpoint = entry.tool.endpoint;
     if (!endpoint) {
       return Promise.reject(
         new Error(`server '${entry.tool.name}' has no endpoint on the tool network`),
       );
     }
-    return createHttpLane({
-      server: entry.tool.name,
-      url: endpoint,
-      maxMessageBytes: this.deps.maxMessageBytes,
-      initializeTimeoutMs: this.deps.initializeTimeoutMs,
-      clientVersion: this.deps.version,
-      log: this.deps.log.child({ server: entry.tool.name }),
-    });
+    return createHttpLane({ ...options, url: endpoint });
   }
 }
