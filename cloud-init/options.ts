@@ -1,3 +1,9 @@
+import {
+  BACKEND_PORT,
+  CONTROL_SUBNET,
+  DTMA_PORT,
+  TOOLS_SUBNET,
+} from "@agentopia-toolboxes/contract";
 import { CloudInitError } from "./errors";
 import { contains, overlaps, parseIpv4Cidr, type Ipv4Cidr } from "./cidr";
 import { parseEd25519PrivateKey, parseEd25519PublicKey, parsePublicKey } from "./sshKeys";
@@ -26,10 +32,10 @@ export interface CloudInitOptions {
 export const CLOUD_INIT_DEFAULTS: Readonly<
   Required<Omit<CloudInitOptions, "hostKey" | "authorizedKeys">>
 > = Object.freeze({
-  dtmaPort: 30000,
-  backendPort: 3000,
-  controlSubnet: "172.30.0.0/24",
-  toolsSubnet: "172.31.0.0/16",
+  dtmaPort: DTMA_PORT,
+  backendPort: BACKEND_PORT,
+  controlSubnet: CONTROL_SUBNET,
+  toolsSubnet: TOOLS_SUBNET,
   swapMb: 1024,
   logRotation: Object.freeze({ maxSize: "10m", maxFile: 3 }),
   timezone: "UTC",

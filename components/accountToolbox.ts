@@ -4,6 +4,7 @@ import * as random from "@pulumi/random";
 import { statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { accountTag, dropletNameFor, TOOLBOX_TAG } from "@agentopia-toolboxes/contract";
 import { DOCKER_GROUP_GID } from "../cloud-init";
 import { BACKEND_PORT, DOCKER_SOCKET, toolboxContainers } from "./containerSpecs";
 import { TOOLBOX_DEFAULTS as D } from "./defaults";
@@ -70,7 +71,10 @@ export interface AccountToolboxArgs {
 
   /** local: Docker host. Default: the provider's default (DOCKER_HOST or the local socket). */
   localDockerHost?: string;
-  /** local: loopback port the backend is published on. Default 3000. */
+  /**
+   * local: loopback port the backend is published on. Default: one Docker chooses, so several
+   * toolboxes can share a daemon (`backendUrl` reports it).
+   */
   localBackendPort?: number;
   /** local: GID owning the Docker socket. Default: read from /var/run/docker.sock, else 0. */
   localDockerSocketGid?: number;
@@ -85,7 +89,7 @@ function localSocketGid(): number {
   }
 }
 
-export const TOOLBOX_TAG = "agentopia-toolbox";
+export { TOOLBOX_TAG };
 
 const REQUIRED_FOR_DIGITALOCEAN = [
   "sshKeyIds",
@@ -100,6 +104,8 @@ const REQUIRED_FOR_DIGITALOCEAN = [
  */
 export class AccountToolbox extends pulumi.ComponentResource {
   public readonly dropletId: pulumi.Output<string | undefined>;
+  /** `tbx-<accountId>`; undefined on the local target. */
+  public readonly dropletName: pulumi.Output<string | undefined>;
   public readonly dropletUrn: pulumi.Output<string | undefined>;
   public readonly ipv4: pulumi.Output<string | undefined>;
   public readonly ipv6: pulumi.Output<string | undefined>;
@@ -150,8 +156,7 @@ export class AccountToolbox extends pulumi.ComponentResource {
         agentGateway: this.agentGatewayToken,
       },
       publishAddress: target === "local" ? "127.0.0.1" : "0.0.0.0",
-      publishPort:
-        target === "local" ? (args.localBackendPort ?? D.localBackendPort) : BACKEND_PORT,
+      publishPort: target === "local" ? (args.localBackendPort ?? 0) : BACKEND_PORT,
       fixedSubnets: target === "digitalocean",
       reachHost: target === "local",
       dockerSocketGid:
@@ -177,7 +182,7 @@ export class AccountToolbox extends pulumi.ComponentResource {
           authorizedKeys: args.authorizedKeys!,
           sshPrivateKey: args.sshPrivateKey!,
           controlPlaneCidrs: args.controlPlaneCidrs!,
-          tags: [TOOLBOX_TAG, `account-${args.accountId}`, ...(args.tags ?? [])],
+          tags: [TOOLBOX_TAG, accountTag(args.accountId), ...(args.tags ?? [])],
           backups: args.backups ?? D.backups,
           reservedIp: args.reservedIp ?? D.reservedIp,
           dnsZone: args.dnsZone,
@@ -191,7 +196,7 @@ export class AccountToolbox extends pulumi.ComponentResource {
           host: pulumi.interpolate`ssh://root@${host.droplet.ipv4Address}`,
           sshOpts: dockerSshOptions({
             dir: args.sshStateDir ?? join(tmpdir(), D.sshStateDirName),
-            name: `tbx-${args.accountId}`,
+            name: dropletNameFor(args.accountId),
             host: host.droplet.ipv4Address,
             hostPublicKey: host.hostPublicKey,
             privateKey: args.sshPrivateKey!,
@@ -205,6 +210,7 @@ export class AccountToolbox extends pulumi.ComponentResource {
         child,
       );
       this.dropletId = host.droplet.id;
+      this.dropletName = host.droplet.name;
       this.dropletUrn = host.droplet.dropletUrn;
       this.ipv4 = host.address;
       this.ipv6 = host.droplet.ipv6Address;
@@ -214,12 +220,11 @@ export class AccountToolbox extends pulumi.ComponentResource {
       const provider = new docker.Provider(`${name}-docker`, { host: args.localDockerHost }, child);
       const containers = new ToolboxContainers(`${name}-containers`, { specs, provider }, child);
       this.dropletId = pulumi.output(undefined);
+      this.dropletName = pulumi.output(undefined);
       this.dropletUrn = pulumi.output(undefined);
       this.ipv4 = pulumi.output(undefined);
       this.ipv6 = pulumi.output(undefined);
-      this.backendUrl = pulumi.output(
-        `http://127.0.0.1:${args.localBackendPort ?? D.localBackendPort}`,
-      );
+      this.backendUrl = pulumi.interpolate`http://127.0.0.1:${containers.backendPort}`;
       this.registerChildOutputs(containers);
     }
   }
@@ -227,6 +232,7 @@ export class AccountToolbox extends pulumi.ComponentResource {
   private registerChildOutputs(containers: ToolboxContainers): void {
     this.registerOutputs({
       dropletId: this.dropletId,
+      dropletName: this.dropletName,
       dropletUrn: this.dropletUrn,
       ipv4: this.ipv4,
       ipv6: this.ipv6,

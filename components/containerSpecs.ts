@@ -7,22 +7,27 @@
  * harness passes plain strings.
  */
 
-/** The DTMA's port inside the private control network. Never published on the host. */
-export const DTMA_PORT = 30000;
-/** The backend (toolbox gateway) port, published on the host behind the cloud firewall. */
-export const BACKEND_PORT = 3000;
-/** Subnets fixed on droplets so the host firewall (cloud-init) can name them. */
-export const CONTROL_SUBNET = "172.30.0.0/24";
-export const TOOLS_SUBNET = "172.31.0.0/16";
-/** The DTMA's DNS name on the control network; the backend reaches it as `http://dtma:30000`. */
-export const DTMA_ALIAS = "dtma";
+import {
+  BACKEND_ALIAS,
+  BACKEND_PORT,
+  CONTROL_SUBNET,
+  DTMA_ALIAS,
+  DTMA_PORT,
+  LABEL_ACCOUNT,
+  LABEL_MANAGED_BY,
+  LABEL_ROLE,
+  TOOLS_SUBNET,
+  containerNameFor,
+  dtmaScopeFor,
+  networkNameFor,
+  type ResidentRole,
+} from "@agentopia-toolboxes/contract";
+
+export { BACKEND_PORT, CONTROL_SUBNET, DTMA_ALIAS, DTMA_PORT, TOOLS_SUBNET };
+export { LABEL_ACCOUNT, LABEL_MANAGED_BY, LABEL_ROLE };
 export const DOCKER_SOCKET = "/var/run/docker.sock";
 
-export const LABEL_ROLE = "agentopia.role";
-export const LABEL_ACCOUNT = "agentopia.account";
-export const LABEL_MANAGED_BY = "agentopia.managed-by";
-
-export type ContainerRole = "dtma" | "backend";
+export type ContainerRole = ResidentRole;
 
 export interface NetworkSpec {
   /** Key the component uses to name the Pulumi resource (`${name}-net-<key>`). */
@@ -120,20 +125,19 @@ function httpHealthcheck(port: number): ContainerSpec<never>["healthcheck"] {
 }
 
 export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxContainers<S> {
-  const prefix = `tbx-${input.accountId}`;
   const common = {
     [LABEL_ACCOUNT]: input.accountId,
     [LABEL_MANAGED_BY]: "pulumi",
   };
   const control: NetworkSpec = {
     key: "control",
-    name: `${prefix}-control`,
+    name: networkNameFor(input.accountId, "control"),
     subnet: input.fixedSubnets ? CONTROL_SUBNET : undefined,
     labels: common,
   };
   const tools: NetworkSpec = {
     key: "tools",
-    name: `${prefix}-tools`,
+    name: networkNameFor(input.accountId, "tools"),
     subnet: input.fixedSubnets ? TOOLS_SUBNET : undefined,
     labels: common,
   };
@@ -149,12 +153,14 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
 
   const dtma: ContainerSpec<S> = {
     role: "dtma",
-    name: `${prefix}-dtma`,
+    name: containerNameFor(input.accountId, "dtma"),
     image: input.dtmaImage,
     env: {
       PORT: String(DTMA_PORT),
       AGENTOPIA_API_BASE_URL: input.agentopiaApiBaseUrl,
       DTMA_TOOL_NETWORK: tools.name,
+      // Keeps this toolbox's tools apart from another's on a shared daemon (local target).
+      DTMA_SCOPE: dtmaScopeFor(input.accountId),
       DTMA_MAX_TOOL_MEMORY_MB: String(input.toolCaps.memoryMb),
       DTMA_MAX_TOOL_CPUS: String(input.toolCaps.cpus),
       DTMA_MAX_TOOL_PIDS: String(input.toolCaps.pids),
@@ -177,7 +183,7 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
 
   const backend: ContainerSpec<S> = {
     role: "backend",
-    name: `${prefix}-backend`,
+    name: containerNameFor(input.accountId, "backend"),
     image: input.backendImage,
     env: {
       PORT: String(BACKEND_PORT),
@@ -192,8 +198,8 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
     mounts: [],
     // Control network to drive the DTMA; tools network to reach MCP servers for the gateway.
     networks: [
-      { name: control.name, aliases: ["backend"] },
-      { name: tools.name, aliases: ["backend"] },
+      { name: control.name, aliases: [BACKEND_ALIAS] },
+      { name: tools.name, aliases: [BACKEND_ALIAS] },
     ],
     healthcheck: httpHealthcheck(BACKEND_PORT),
     memoryMb: input.backendMemoryMb,

@@ -1,9 +1,17 @@
+import {
+  BACKEND_PORT,
+  DEFAULT_DROPLET_IMAGE,
+  DEFAULT_REGION,
+  DEFAULT_SIZE,
+  LOCAL_IMAGES,
+} from "@agentopia-toolboxes/contract";
+
 /** Every toolbox default, in one place; config parsing and the components both read it. */
 export const TOOLBOX_DEFAULTS = {
   target: "digitalocean",
-  region: "nyc3",
-  size: "s-1vcpu-512mb-10gb",
-  dropletImage: "ubuntu-24-04-x64",
+  region: DEFAULT_REGION,
+  size: DEFAULT_SIZE,
+  dropletImage: DEFAULT_DROPLET_IMAGE,
   backups: false,
   reservedIp: false,
   tokenGeneration: 0,
@@ -11,8 +19,8 @@ export const TOOLBOX_DEFAULTS = {
   backendMemoryMb: 192,
   toolCaps: { memoryMb: 256, cpus: 1, pids: 256 },
   swapMb: 1024,
-  localBackendPort: 3000,
+  localBackendPort: BACKEND_PORT,
   sshStateDirName: "agentopia-toolboxes-ssh",
   /** What `npm run images:local` builds: the images of the local target. */
-  localImages: { dtma: "agentopia/dtma:local", backend: "agentopia/backend:local" },
+  localImages: LOCAL_IMAGES,
 } as const;

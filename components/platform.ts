@@ -1,6 +1,6 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
-import { TOOLBOX_TAG } from "./accountToolbox";
+import { environmentTag, TOOLBOX_TAG } from "@agentopia-toolboxes/contract";
 
 export interface ToolboxPlatformArgs {
   /** Names the project, VPCs and the environment tag (the stack name). Required. */
@@ -65,7 +65,7 @@ export class ToolboxPlatform extends pulumi.ComponentResource {
     this.sshKeyFingerprint = key.fingerprint;
     this.sshPublicKey = key.publicKey;
 
-    this.environmentTag = `env-${args.environment}`;
+    this.environmentTag = environmentTag(args.environment);
     new digitalocean.Tag(`${name}-tag-toolbox`, { name: TOOLBOX_TAG }, child);
     new digitalocean.Tag(`${name}-tag-env`, { name: this.environmentTag }, child);
 

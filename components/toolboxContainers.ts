@@ -27,6 +27,8 @@ function envList(spec: ContainerSpec<pulumi.Output<string>>): pulumi.Output<stri
 export class ToolboxContainers extends pulumi.ComponentResource {
   public readonly dtma: docker.Container;
   public readonly backend: docker.Container;
+  /** The host port the backend is published on (chosen by Docker when the spec says 0). */
+  public readonly backendPort: pulumi.Output<number>;
 
   constructor(name: string, args: ToolboxContainersArgs, opts?: pulumi.ComponentResourceOptions) {
     super("agentopia:toolbox:ToolboxContainers", name, {}, opts);
@@ -64,7 +66,11 @@ export class ToolboxContainers extends pulumi.ComponentResource {
           name: spec.name,
           image: image.imageId,
           envs: envList(spec),
-          ports: spec.ports,
+          // External port 0: Docker chooses one (several toolboxes on one local daemon).
+          ports: spec.ports.map((p) => ({
+            ...p,
+            external: p.external === 0 ? undefined : p.external,
+          })),
           volumes: spec.mounts.map((m) => ({
             hostPath: m.hostPath,
             containerPath: m.containerPath,
@@ -101,6 +107,16 @@ export class ToolboxContainers extends pulumi.ComponentResource {
 
     this.dtma = container(args.specs.dtma);
     this.backend = container(args.specs.backend);
-    this.registerOutputs({ dtma: this.dtma.name, backend: this.backend.name });
+    const internal = args.specs.backend.ports[0]?.internal;
+    this.backendPort = this.backend.ports.apply((ports) => {
+      const port = ports?.find((p) => p.internal === internal)?.external;
+      if (port === undefined) throw new Error(`the backend publishes no port for ${internal}`);
+      return port;
+    });
+    this.registerOutputs({
+      dtma: this.dtma.name,
+      backend: this.backend.name,
+      backendPort: this.backendPort,
+    });
   }
 }

@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
+import { dropletNameFor } from "@agentopia-toolboxes/contract";
 import { renderCloudConfig } from "../cloud-init";
 import { BACKEND_PORT, CONTROL_SUBNET, DTMA_PORT, TOOLS_SUBNET } from "./containerSpecs";
 import { inboundRules, outboundRules, type FirewallRule } from "./firewallRules";
@@ -86,7 +87,7 @@ export class ToolboxDroplet extends pulumi.ComponentResource {
     this.droplet = new digitalocean.Droplet(
       `${name}-droplet`,
       {
-        name: `tbx-${args.accountId}`,
+        name: dropletNameFor(args.accountId),
         region: args.region,
         size: args.size,
         image: args.image,
@@ -105,7 +106,7 @@ export class ToolboxDroplet extends pulumi.ComponentResource {
     new digitalocean.Firewall(
       `${name}-firewall`,
       {
-        name: `tbx-${args.accountId}`,
+        name: dropletNameFor(args.accountId),
         dropletIds: [this.droplet.id.apply(Number)],
         inboundRules: pulumi
           .output(args.controlPlaneCidrs)

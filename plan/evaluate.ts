@@ -13,9 +13,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { CONFIG_NAMESPACE } from "../program/config";
+import { CONFIG_NAMESPACE, PROJECT_NAME } from "@agentopia-toolboxes/contract";
 
-export const PROJECT = "agentopia-toolboxes";
+export const PROJECT = PROJECT_NAME;
 const ROOT = join(__dirname, "..");
 
 export interface EvaluatedResource {
@@ -129,6 +129,14 @@ function computedState(args: pulumi.runtime.MockResourceArgs, id: string): Recor
     case "tls:index/privateKey:PrivateKey": {
       const pair = testKeyPair("host");
       return { privateKeyOpenssh: pair.privateKey, publicKeyOpenssh: `${pair.publicKey}\n` };
+    }
+    case "docker:index/container:Container": {
+      // Docker chooses an external port when none is given (≥ 32768), as the provider reports.
+      const ports = (inputs.ports ?? []) as { internal: number; external?: number }[];
+      const chosen =
+        32768 +
+        (parseInt(createHash("sha256").update(args.name).digest("hex").slice(0, 4), 16) % 28000);
+      return { ports: ports.map((p) => ({ ...p, external: p.external ?? chosen })) };
     }
     case "docker:index/remoteImage:RemoteImage":
       return {

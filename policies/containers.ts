@@ -3,14 +3,15 @@
  * backend): only the DTMA holds the Docker socket, no fleet credential reaches a container, and
  * each one restarts, rotates its logs, has a memory limit and, in prod, a digest-pinned image.
  */
+import { CONTENT_ADDRESSED, LABEL_ACCOUNT, LABEL_ROLE } from "@agentopia-toolboxes/contract";
 import { record, records, stackOfUrn, text, texts, type Props } from "./props";
 import { fleetCredentialIn } from "./secretScan";
 import { configOf, type ResourcePolicy } from "./types";
 
 export const CONTAINER = "docker:index/container:Container";
 export const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
-export const ROLE_LABEL = "agentopia.role";
-export const ACCOUNT_LABEL = "agentopia.account";
+export const ROLE_LABEL = LABEL_ROLE;
+export const ACCOUNT_LABEL = LABEL_ACCOUNT;
 
 export function labelOf(props: Props, label: string): string | undefined {
   const entry = records(props["labels"]).find((l) => l["label"] === label);
@@ -119,9 +120,6 @@ export const containerMemory: ResourcePolicy = {
   },
 };
 
-/** `name@sha256:<digest>`, or a local image id `sha256:<digest>`: both are content-addressed. */
-const PINNED = /(?:@|^)sha256:[a-f0-9]{64}$/;
-
 export const containerImageDigest: ResourcePolicy = {
   name: "container-image-digest",
   description:
@@ -144,7 +142,7 @@ export const containerImageDigest: ResourcePolicy = {
     const stack = stackOfUrn(args.urn) ?? "";
     if (!requireDigestPins && !pinnedStacks.includes(stack)) return;
     const image = text(args.props[field]) ?? "";
-    if (!PINNED.test(image)) {
+    if (!CONTENT_ADDRESSED.test(image)) {
       report(`${field} ${image || "(unset)"} is not pinned by digest (…@sha256:<64 hex>).`);
     }
   },

@@ -3,33 +3,26 @@
  * allowed region and size, and its user-data (readable by anything on the droplet through the
  * metadata service) carries no secret but the droplet's own SSH host key.
  */
+import {
+  ACCOUNT_TAG_PATTERN,
+  ALLOWED_REGIONS,
+  ALLOWED_SIZES,
+  accountTag,
+  dropletNameFor,
+  RESOURCE_PREFIX,
+  TOOLBOX_TAG,
+} from "@agentopia-toolboxes/contract";
 import { text, texts } from "./props";
 import { scanUserData } from "./secretScan";
 import { configOf, type ResourcePolicy } from "./types";
 
 export const DROPLET = "digitalocean:index/droplet:Droplet";
-export const TOOLBOX_TAG = "agentopia-toolbox";
-export const ACCOUNT_TAG = /^account-([a-z0-9-]+)$/;
+export { TOOLBOX_TAG };
+export const ACCOUNT_TAG = ACCOUNT_TAG_PATTERN;
 
-/** The toolbox defaults: regions with VPC and Premium droplets, sizes a toolbox needs. */
-export const DEFAULT_ALLOWED_REGIONS = [
-  "nyc3",
-  "sfo3",
-  "ams3",
-  "fra1",
-  "lon1",
-  "sgp1",
-  "tor1",
-  "blr1",
-  "syd1",
-];
-export const DEFAULT_ALLOWED_SIZES = [
-  "s-1vcpu-512mb-10gb",
-  "s-1vcpu-1gb",
-  "s-1vcpu-2gb",
-  "s-2vcpu-2gb",
-  "s-2vcpu-4gb",
-];
+/** The contract's allow-lists: regions with VPC and Premium droplets, sizes a toolbox needs. */
+export const DEFAULT_ALLOWED_REGIONS: string[] = [...ALLOWED_REGIONS];
+export const DEFAULT_ALLOWED_SIZES: string[] = [...ALLOWED_SIZES];
 
 export const dropletMonitoring: ResourcePolicy = {
   name: "droplet-monitoring",
@@ -103,9 +96,12 @@ export const dropletTags: ResourcePolicy = {
     if (accounts.length !== 1) {
       report(`exactly one "account-<id>" tag is required, found ${accounts.length}.`);
     }
-    const named = /^tbx-(.+)$/.exec(text(args.props["name"]) ?? "")?.[1];
-    if (named !== undefined && accounts.length === 1 && accounts[0] !== `account-${named}`) {
-      report(`droplet tbx-${named} is tagged ${accounts[0]}, not account-${named}.`);
+    const name = text(args.props["name"]) ?? "";
+    const named = name.startsWith(RESOURCE_PREFIX) ? name.slice(RESOURCE_PREFIX.length) : undefined;
+    if (named !== undefined && accounts.length === 1 && accounts[0] !== accountTag(named)) {
+      report(
+        `droplet ${dropletNameFor(named)} is tagged ${accounts[0]}, not ${accountTag(named)}.`,
+      );
     }
   },
 };

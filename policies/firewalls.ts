@@ -3,13 +3,13 @@
  * left without a cloud firewall.
  */
 import type { PolicyResource } from "@pulumi/policy";
-import { isIP } from "node:net";
+import { DTMA_PORT, isWorldCidr } from "@agentopia-toolboxes/contract";
 import { DROPLET, TOOLBOX_TAG } from "./droplets";
 import { records, text, texts, type Props } from "./props";
 import { configOf, type ResourcePolicy, type StackPolicy } from "./types";
 
 export const FIREWALL = "digitalocean:index/firewall:Firewall";
-export const DTMA_PORT = 30000;
+export { DTMA_PORT };
 
 /** Whether a DigitalOcean port range ("22", "8000-9000", "all", "1-65535") includes `port`. */
 export function portRangeIncludes(range: string | undefined, port: number): boolean {
@@ -18,19 +18,8 @@ export function portRangeIncludes(range: string | undefined, port: number): bool
   return from !== undefined && port >= from && port <= to;
 }
 
-/**
- * Whether a source admits (nearly) everyone: `0.0.0.0/0`, `::/0`, and any prefix so short no
- * control plane needs it (IPv4 shorter than /8, IPv6 shorter than /16), which also catches the
- * `0.0.0.0/1` + `128.0.0.0/1` split.
- */
-export function isWorld(source: string): boolean {
-  const [address = "", bits] = source.split("/");
-  const family = isIP(address);
-  if (family === 0) return false;
-  if (bits === undefined) return false; // a single address
-  const prefix = Number(bits);
-  return family === 4 ? prefix < 8 : prefix < 16;
-}
+/** Whether a source admits (nearly) everyone: the contract's rule for control-plane ranges. */
+export const isWorld = isWorldCidr;
 
 /** Inbound rules of a firewall that open `port` over TCP to the world. */
 function worldOpenings(props: Props, port: number): string[] {

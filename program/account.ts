@@ -3,6 +3,7 @@
  * Automation API as an inline program. It reads the platform's outputs from the operator stack
  * named in `platformStack` and declares one AccountToolbox.
  */
+import { stackNameFor, type AccountStackOutput } from "@agentopia-toolboxes/contract";
 import * as pulumi from "@pulumi/pulumi";
 import { AccountToolbox } from "../components/accountToolbox";
 import {
@@ -12,10 +13,10 @@ import {
   type AccountSecrets,
 } from "./config";
 
-export interface AccountStackOutputs {
-  accountId: string;
-  target: string;
+/** Exactly the contract's output names (ACCOUNT_STACK_OUTPUTS): what the service stores. */
+export interface AccountStackOutputs extends Record<AccountStackOutput, pulumi.Output<unknown>> {
   dropletId: pulumi.Output<string | undefined>;
+  dropletName: pulumi.Output<string | undefined>;
   dropletUrn: pulumi.Output<string | undefined>;
   ipv4: pulumi.Output<string | undefined>;
   ipv6: pulumi.Output<string | undefined>;
@@ -35,7 +36,7 @@ export function accountToolbox(cfg: AccountConfig): AccountToolbox {
     agentopiaApiBaseUrl: cfg.agentopiaApiBaseUrl,
     tokenGeneration: cfg.tokenGeneration,
   };
-  const name = `acct-${cfg.accountId}`;
+  const name = stackNameFor(cfg.accountId);
   if (cfg.target === "local") {
     return new AccountToolbox(name, {
       ...common,
@@ -78,9 +79,8 @@ export function accountProgram(secrets: AccountSecrets = {}): Promise<AccountSta
   const cfg = parseAccountConfig(pulumiConfigSource(), secrets);
   const toolbox = accountToolbox(cfg);
   return Promise.resolve({
-    accountId: cfg.accountId,
-    target: cfg.target,
     dropletId: toolbox.dropletId,
+    dropletName: toolbox.dropletName,
     dropletUrn: toolbox.dropletUrn,
     ipv4: toolbox.ipv4,
     ipv6: toolbox.ipv6,

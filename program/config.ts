@@ -6,84 +6,40 @@
  * stops the program with one line that names the key and what is allowed.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { isIP } from "node:net";
+import {
+  ACCOUNT_ID_PATTERN,
+  ACCOUNT_ID_RULE,
+  CONFIG_NAMESPACE,
+  controlPlaneCidrProblem,
+  DIGEST_PIN_RULE,
+  DIGEST_PINNED,
+  IMAGE_REFERENCE,
+  IMAGE_REFERENCE_RULE,
+  REGIONS,
+  SIZES,
+} from "@agentopia-toolboxes/contract";
 import { z } from "zod";
 import { TOOLBOX_DEFAULTS } from "../components/defaults";
 
-export const CONFIG_NAMESPACE = "agentopia-toolboxes";
-
-/** DigitalOcean regions with VPC and Premium droplet support that toolboxes may use. */
-export const REGIONS = [
-  "nyc1",
-  "nyc3",
-  "sfo2",
-  "sfo3",
-  "ams3",
-  "sgp1",
-  "lon1",
-  "fra1",
-  "tor1",
-  "blr1",
-  "syd1",
-  "atl1",
-] as const;
-
-/** Droplet sizes a toolbox may have: the smallest holds the DTMA, the backend and a few tools. */
-export const SIZES = [
-  "s-1vcpu-512mb-10gb",
-  "s-1vcpu-1gb",
-  "s-1vcpu-2gb",
-  "s-2vcpu-2gb",
-  "s-2vcpu-4gb",
-  "s-4vcpu-8gb",
-] as const;
+export { ACCOUNT_ID_PATTERN, CONFIG_NAMESPACE, REGIONS, SIZES };
 
 const DEFAULTS = TOOLBOX_DEFAULTS;
 
-/** Account ids become stack names (`acct-<id>`), droplet names and DNS labels. */
-export const ACCOUNT_ID_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$/;
-
-const accountId = z
-  .string()
-  .regex(
-    ACCOUNT_ID_PATTERN,
-    "must be 1-48 lowercase letters, digits or inner hyphens (it names a stack, a droplet and a DNS label)",
-  );
-
-function isCidr(value: string): boolean {
-  const [address, bits, ...rest] = value.split("/");
-  if (rest.length > 0 || address === undefined || bits === undefined || !/^\d{1,3}$/.test(bits)) {
-    return false;
-  }
-  const family = isIP(address);
-  const prefix = Number(bits);
-  return (family === 4 && prefix <= 32) || (family === 6 && prefix <= 128);
-}
-
-const cidr = z.string().refine(isCidr, "must be a CIDR such as 203.0.113.0/24 or 2001:db8::/32");
+const accountId = z.string().regex(ACCOUNT_ID_PATTERN, ACCOUNT_ID_RULE);
 
 /** The addresses allowed to reach SSH and the backend: never the whole internet. */
-const controlPlaneCidrs = z
-  .array(cidr)
-  .min(1, "must list at least one CIDR")
-  .refine(
-    (list) => list.every((c) => !/^(0\.0\.0\.0|::)\/0$/.test(c)),
-    "must not contain 0.0.0.0/0 or ::/0: SSH and the backend are never open to the world",
-  );
+const cidr = z.string().superRefine((value, ctx) => {
+  const problem = controlPlaneCidrProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+});
+const controlPlaneCidrs = z.array(cidr).min(1, "must list at least one CIDR");
 
 const region = z.enum(REGIONS, { error: `must be one of ${REGIONS.join(", ")}` });
 const size = z.enum(SIZES, { error: `must be one of ${SIZES.join(", ")}` });
 
 const url = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 
-/** `registry/name:tag` or `registry/name@sha256:<64 hex>`. */
-const imageRef = z
-  .string()
-  .regex(
-    /^[a-z0-9]+(?:[._/:-][a-z0-9]+)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/,
-    "must be an image reference such as ghcr.io/org/dtma:1.2.3 or ghcr.io/org/dtma@sha256:<digest>",
-  );
-const DIGEST_PIN = /@sha256:[a-f0-9]{64}$/;
+const imageRef = z.string().regex(IMAGE_REFERENCE, IMAGE_REFERENCE_RULE);
 
 const domain = z
   .string()
@@ -174,11 +130,11 @@ const operatorSchema = z
     }
     if (cfg.requireDigestPins) {
       for (const role of ["dtma", "backend"] as const) {
-        if (!DIGEST_PIN.test(cfg.images[role])) {
+        if (!DIGEST_PINNED.test(cfg.images[role])) {
           ctx.addIssue({
             code: "custom",
             path: ["images", role],
-            message: "must be pinned by digest (…@sha256:<64 hex>) because requireDigestPins is on",
+            message: `${DIGEST_PIN_RULE} because requireDigestPins is on`,
           });
         }
       }
@@ -208,7 +164,7 @@ const accountSchema = z
     reservedIp: z.boolean().default(DEFAULTS.reservedIp),
     dnsZone: domain.optional(),
     localDockerHost: z.string().min(1).optional(),
-    localBackendPort: z.number().int().min(1024).max(65535).default(DEFAULTS.localBackendPort),
+    localBackendPort: z.number().int().min(1024).max(65535).optional(),
     sshStateDir: z.string().min(1).optional(),
   })
   .superRefine((cfg, ctx) => {

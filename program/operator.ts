@@ -77,6 +77,7 @@ export function operatorProgram(
     });
     outputs.toolboxes[entry.accountId] = {
       dropletId: toolbox.dropletId,
+      dropletName: toolbox.dropletName,
       ipv4: toolbox.ipv4,
       ipv6: toolbox.ipv6,
       backendUrl: toolbox.backendUrl,

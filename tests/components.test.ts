@@ -22,6 +22,7 @@ import {
 } from "../components/firewallRules";
 import { READINESS_SCRIPT } from "../components/readinessGate";
 import { stackConfig } from "../automation/src/engine/automationOptions";
+import { ACCOUNT_STACK_OUTPUTS } from "@agentopia-toolboxes/contract";
 import { ACCOUNT_CONFIG_KEYS, ACCOUNT_ID_PATTERN, CONFIG_NAMESPACE } from "../program/config";
 import { evaluateProgram, testKeyPair } from "../plan/evaluate";
 
@@ -248,19 +249,12 @@ describe("account program (what the automation service runs)", function () {
     assert.equal(droplet.inputs.vpcUuid, "vpc-fra1");
     assert.equal(droplet.inputs.region, "fra1");
     assert.ok((droplet.inputs.tags as string[]).includes("env-prod"));
-    assert.deepEqual(Object.keys(ev.outputs).sort(), [
-      "accountId",
-      "agentGatewayToken",
-      "backendApiToken",
-      "backendUrl",
-      "dropletId",
-      "dropletUrn",
-      "dtmaToken",
-      "dtmaTokenPrevious",
-      "ipv4",
-      "ipv6",
-      "target",
-    ]);
+    assert.deepEqual(Object.keys(ev.outputs).sort(), [...ACCOUNT_STACK_OUTPUTS].sort());
+    assert.equal(
+      ev.outputs.dropletName,
+      `tbx-${base.accountId}`,
+      "the droplet's name, not the stack's",
+    );
   });
 
   it("takes the SSH key in-process (to the readiness gate, as a secret), never from stack config", async function () {
@@ -324,7 +318,10 @@ describe("account program (what the automation service runs)", function () {
       { ...base, accountId: "l", target: "local" },
       { program: load },
     );
-    assert.equal(ev.outputs.backendUrl, "http://127.0.0.1:3000");
+    // Docker chooses the port (two local toolboxes share a daemon); the URL reports the one chosen.
+    const backend = ev.resources.find((r) => r.name.endsWith("-containers-backend"))!;
+    assert.equal((backend.inputs.ports as { external?: number }[])[0].external, undefined);
+    assert.match(String(ev.outputs.backendUrl), /^http:\/\/127\.0\.0\.1:\d{5}$/);
     assert.equal(
       ev.resources.filter((r) => r.type === "docker:index/container:Container").length,
       2,

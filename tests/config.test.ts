@@ -79,7 +79,7 @@ describe("stack configuration", function () {
     [
       "a world-open control plane",
       { target: "digitalocean", controlPlaneCidrs: ["0.0.0.0/0"] },
-      "controlPlaneCidrs",
+      "controlPlaneCidrs[0]",
       /never open to the world/,
     ],
     [

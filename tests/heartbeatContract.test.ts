@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import pino from "pino";
+import { loadSettings } from "../automation/src/config";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../automation/src/db/embedded";
 import { TestEngine } from "../automation/src/engine/testEngine";
 import { startService, type RunningService } from "../automation/src/service";
@@ -64,7 +65,7 @@ describe("heartbeat contract: spec + DTMA image + automation service", function 
       serviceToken: SERVICE_TOKEN,
       tokenEncryptionKey: randomBytes(32),
       stackSettings: {
-        target: "local",
+        ...loadSettings({}),
         publicBaseUrl: "http://host.docker.internal",
         controlPlaneCidrs: ["10.0.0.0/8"],
       },

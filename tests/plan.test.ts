@@ -178,11 +178,15 @@ describe("plan: credential-free plan and diff", function () {
       const config = readFileSync(stackFile, "utf8");
       writeFileSync(
         stackFile,
-        config.replace("- 203.0.113.0/28", "- 0.0.0.0/1\n    - 128.0.0.0/1"),
+        // A region stack config accepts and the pack's default allow-list does not.
+        config.replace(
+          "  agentopia-toolboxes:regions:\n    - nyc3",
+          "  agentopia-toolboxes:regions:\n    - nyc1",
+        ),
       );
       const plan = npm(copy, ["plan", "--", "--stack", "dev"]);
       assert.equal(plan.status, 1, plan.stderr);
-      assert.match(plan.stdout, /\[mandatory\] firewall-ssh-private: .*0\.0\.0\.0\/1/);
+      assert.match(plan.stdout, /\[mandatory\] droplet-allowed-region: .*nyc1/);
     });
 
     it("without --stack it prints its usage and exits 2", function () {

@@ -99,11 +99,19 @@ const BREAKS: Break[] = [
         .apply((r) => [...r, { protocol: "tcp", portRange: "30000", sourceAddresses: ["::/0"] }]),
     })),
   },
-  // The config schema refuses 0.0.0.0/0 but not the same world split in two halves.
+  // Config refuses near-world ranges (the contract's rule); a firewall built around it does not.
   {
     policy: "firewall-ssh-private",
     stack: "dev",
-    config: { controlPlaneCidrs: '["0.0.0.0/1","128.0.0.0/1"]' },
+    mutate: alter(FIREWALL, (p) => ({
+      ...p,
+      inboundRules: pulumi
+        .output(p["inboundRules"] as pulumi.Input<Props[]>)
+        .apply((r) => [
+          ...r,
+          { protocol: "tcp", portRange: "22", sourceAddresses: ["0.0.0.0/1", "128.0.0.0/1"] },
+        ]),
+    })),
   },
   {
     policy: "toolbox-droplet-has-firewall",

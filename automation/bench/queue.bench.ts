@@ -10,6 +10,7 @@ import { chmod, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pino from "pino";
+import { loadSettings } from "../src/config";
 import { startEmbeddedPostgres } from "../src/db/embedded";
 import { TestEngine } from "../src/engine/testEngine";
 import { startService } from "../src/service";
@@ -36,7 +37,7 @@ async function main() {
     serviceToken: token,
     tokenEncryptionKey: randomBytes(32),
     stackSettings: {
-      target: "local",
+      ...loadSettings({}),
       publicBaseUrl: "http://127.0.0.1:8080",
       controlPlaneCidrs: [],
     },

@@ -11,6 +11,7 @@ import { operationRoutes } from "./routes/operations";
 import { systemRoutes } from "./routes/system";
 import { toolboxRoutes } from "./routes/toolboxes";
 import type { TokenCipher } from "./secrets/tokenCipher";
+import type { Offer } from "./routes/validation";
 import type { ToolboxService } from "./toolboxService";
 
 export interface AppDeps {
@@ -19,6 +20,8 @@ export interface AppDeps {
   cipher: TokenCipher;
   metrics: Metrics;
   heartbeatTimeoutSeconds: number;
+  /** Regions and sizes requests may name. */
+  offer: Offer;
   authenticate(req: FastifyRequest): Promise<Principal>;
   ready(): Promise<boolean>;
   /** How often an event stream looks for new events (ms). */
@@ -35,9 +38,34 @@ export interface AppOptions {
   serviceToken: string;
   sessions?: SessionVerifier;
   heartbeatTimeoutSeconds: number;
+  offer: Offer;
   ready: () => Promise<boolean>;
   logger: Logger | false;
   ssePollMs?: number;
+}
+
+/**
+ * Many HTTP clients send `content-type: application/json` (or another type) with no body on a
+ * DELETE or a body-less POST: an empty body is no body, whatever its type. A non-empty body is
+ * parsed as JSON (fastify's own parser, prototype poisoning refused) or refused with 415.
+ */
+function acceptEmptyBodies(app: FastifyInstance): void {
+  const json = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+    if (body === "") done(null, undefined);
+    else void json(req, String(body), done);
+  });
+  app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => {
+    if (body === "") done(null, undefined);
+    else
+      done(
+        Object.assign(new Error("unsupported content type: send application/json"), {
+          statusCode: 415,
+        }),
+        undefined,
+      );
+  });
 }
 
 /** Builds the HTTP app from its dependencies (no singletons; tests build as many as they like). */
@@ -53,11 +81,13 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     cipher: opts.cipher,
     metrics: opts.metrics,
     heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds,
+    offer: opts.offer,
     authenticate: (req) => authenticate(req, opts.serviceToken, opts.sessions),
     ready: opts.ready,
     ssePollMs: opts.ssePollMs ?? 250,
     streams,
   };
+  acceptEmptyBodies(app);
   app.addHook("onClose", (_instance, done) => {
     for (const stop of streams) stop();
     done();

@@ -1,4 +1,15 @@
 import path from "node:path";
+import {
+  ALLOWED_REGIONS,
+  ALLOWED_SIZES,
+  controlPlaneCidrProblem,
+  DEFAULT_REGION,
+  DEFAULT_SIZE,
+  IMAGE_REFERENCE,
+  IMAGE_REFERENCE_RULE,
+  REGIONS,
+  SIZES,
+} from "@agentopia-toolboxes/contract";
 import { z } from "zod";
 
 /** Where the service keeps its embedded defaults when no external resource is configured. */
@@ -27,30 +38,33 @@ export function decodeKey(text: string): Buffer | undefined {
   return undefined;
 }
 
-const cidrList = z.string().transform((text, ctx) => {
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (Array.isArray(parsed) && parsed.every((c) => typeof c === "string" && isCidr(c))) {
-      return parsed as string[];
+/** A JSON array of strings, each checked by `problem` (undefined: fine). */
+const jsonList = (example: string, problem: (item: string) => string | undefined) =>
+  z.string().transform((text, ctx) => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
     }
-  } catch {
-    // reported below
-  }
-  ctx.addIssue({ code: "custom", message: 'must be a JSON array of CIDRs, e.g. ["10.0.0.0/8"]' });
-  return z.NEVER;
-});
+    if (!Array.isArray(parsed) || !parsed.every((c) => typeof c === "string")) {
+      ctx.addIssue({ code: "custom", message: `must be a JSON array, e.g. ${example}` });
+      return z.NEVER;
+    }
+    const bad = parsed.find((item) => problem(item) !== undefined);
+    if (bad !== undefined) {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(bad)}: ${problem(bad)}` });
+      return z.NEVER;
+    }
+    return parsed;
+  });
 
-function isCidr(text: string): boolean {
-  const [addr, bits, ...rest] = text.split("/");
-  if (rest.length > 0 || addr === undefined || bits === undefined || !/^\d{1,3}$/.test(bits)) {
-    return false;
-  }
-  const n = Number(bits);
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(addr)) {
-    return n <= 32 && addr.split(".").every((o) => Number(o) <= 255);
-  }
-  return addr.includes(":") && /^[0-9a-fA-F:]+$/.test(addr) && n <= 128;
-}
+const oneOf = (allowed: readonly string[]) => (item: string) =>
+  allowed.includes(item) ? undefined : `must be one of ${allowed.join(", ")}`;
+
+const image = optionalString.pipe(
+  z.string().regex(IMAGE_REFERENCE, IMAGE_REFERENCE_RULE).optional(),
+);
 
 const envSchema = z
   .object({
@@ -75,10 +89,19 @@ const envSchema = z
     OPERATION_RETRY_LIMIT: intFrom(3, 0, 20),
     PUBLIC_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
     PLATFORM_STACK: optionalString,
-    CONTROL_PLANE_CIDRS: optionalString.pipe(cidrList.optional()),
-    SSH_PRIVATE_KEY: optionalString,
-    DTMA_IMAGE: optionalString,
-    BACKEND_IMAGE: optionalString,
+    CONTROL_PLANE_CIDRS: optionalString.pipe(
+      jsonList('["203.0.113.0/24"]', controlPlaneCidrProblem).optional(),
+    ),
+    SSH_PRIVATE_KEY: optionalString.pipe(
+      z
+        .string()
+        .regex(/-----BEGIN [A-Z ]*PRIVATE KEY-----/, "must be a PEM/OpenSSH private key")
+        .optional(),
+    ),
+    DTMA_IMAGE: image,
+    BACKEND_IMAGE: image,
+    ALLOWED_REGIONS: optionalString.pipe(jsonList('["nyc3", "fra1"]', oneOf(REGIONS)).optional()),
+    ALLOWED_SIZES: optionalString.pipe(jsonList('["s-1vcpu-1gb"]', oneOf(SIZES)).optional()),
     DEFAULT_REGION: optionalString,
     DEFAULT_SIZE: optionalString,
     LOG_LEVEL: z
@@ -101,9 +124,18 @@ const envSchema = z
         message: "set either PULUMI_SECRETS_PROVIDER or PULUMI_CONFIG_PASSPHRASE, not both",
       });
     }
+    // What the account program needs on DigitalOcean (program/config.ts), or the stack fails.
     if (env.TOOLBOX_TARGET === "digitalocean") {
-      for (const name of ["PLATFORM_STACK", "SSH_PRIVATE_KEY", "PUBLIC_BASE_URL"] as const) {
-        if (env[name] === undefined) {
+      for (const name of [
+        "PLATFORM_STACK",
+        "SSH_PRIVATE_KEY",
+        "PUBLIC_BASE_URL",
+        "CONTROL_PLANE_CIDRS",
+        "DTMA_IMAGE",
+        "BACKEND_IMAGE",
+      ] as const) {
+        const value = env[name];
+        if (value === undefined || (Array.isArray(value) && value.length === 0)) {
           ctx.addIssue({
             code: "custom",
             path: [name],
@@ -111,6 +143,42 @@ const envSchema = z
           });
         }
       }
+    }
+    const regions: readonly string[] = env.ALLOWED_REGIONS ?? ALLOWED_REGIONS;
+    const sizes: readonly string[] = env.ALLOWED_SIZES ?? ALLOWED_SIZES;
+    if (regions.length === 0) {
+      ctx.addIssue({ code: "custom", path: ["ALLOWED_REGIONS"], message: "must not be empty" });
+    }
+    if (sizes.length === 0) {
+      ctx.addIssue({ code: "custom", path: ["ALLOWED_SIZES"], message: "must not be empty" });
+    }
+    if (env.DEFAULT_REGION !== undefined && !regions.includes(env.DEFAULT_REGION)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["DEFAULT_REGION"],
+        message: `must be one of the allowed regions (${regions.join(", ")})`,
+      });
+    }
+    if (env.DEFAULT_SIZE !== undefined && !sizes.includes(env.DEFAULT_SIZE)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["DEFAULT_SIZE"],
+        message: `must be one of the allowed sizes (${sizes.join(", ")})`,
+      });
+    }
+    // Locally the DTMA heartbeats from inside its container to host.docker.internal, which
+    // reaches the docker bridge's address, not the host's loopback.
+    if (
+      env.TOOLBOX_TARGET === "local" &&
+      env.PUBLIC_BASE_URL === undefined &&
+      /^(127\.|localhost$|::1$)/.test(env.HOST)
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["HOST"],
+        message:
+          "the local target's DTMA reaches the service as host.docker.internal; listen on 0.0.0.0 or set PUBLIC_BASE_URL",
+      });
     }
   });
 
@@ -136,14 +204,18 @@ export interface Settings {
   workerConcurrency: number;
   heartbeatTimeoutSeconds: number;
   retryLimit: number;
+  /** Where DTMAs reach this service (`…/v1/heartbeat`). */
   publicBaseUrl: string;
   platformStack?: string;
+  /** The regions and sizes requests may ask for: what the environment offers and the pack allows. */
+  allowedRegions: readonly string[];
+  allowedSizes: readonly string[];
   controlPlaneCidrs: string[];
   sshPrivateKey?: string;
   dtmaImage?: string;
   backendImage?: string;
-  defaultRegion?: string;
-  defaultSize?: string;
+  defaultRegion: string;
+  defaultSize: string;
   logLevel: string;
 }
 
@@ -151,6 +223,14 @@ export class SettingsError extends Error {
   constructor(readonly lines: string[]) {
     super(lines.join("\n"));
   }
+}
+
+/**
+ * Locally the DTMA runs in a container on this machine's daemon and reaches the host as
+ * `host.docker.internal` (its spec maps it to the host gateway); a droplet needs PUBLIC_BASE_URL.
+ */
+function defaultPublicBaseUrl(target: "local" | "digitalocean", port: number): string {
+  return target === "local" ? `http://host.docker.internal:${port}` : `http://127.0.0.1:${port}`;
 }
 
 /** Parses the environment once; each mistake becomes one line naming its variable. */
@@ -186,14 +266,19 @@ export function loadSettings(env: NodeJS.ProcessEnv): Settings {
     workerConcurrency: e.WORKER_CONCURRENCY,
     heartbeatTimeoutSeconds: e.HEARTBEAT_TIMEOUT_SECONDS,
     retryLimit: e.OPERATION_RETRY_LIMIT,
-    publicBaseUrl: (e.PUBLIC_BASE_URL ?? `http://127.0.0.1:${port}`).replace(/\/+$/, ""),
+    publicBaseUrl: (e.PUBLIC_BASE_URL ?? defaultPublicBaseUrl(e.TOOLBOX_TARGET, port)).replace(
+      /\/+$/,
+      "",
+    ),
+    allowedRegions: e.ALLOWED_REGIONS ?? ALLOWED_REGIONS,
+    allowedSizes: e.ALLOWED_SIZES ?? ALLOWED_SIZES,
     platformStack: e.PLATFORM_STACK,
     controlPlaneCidrs: e.CONTROL_PLANE_CIDRS ?? [],
     sshPrivateKey: e.SSH_PRIVATE_KEY,
     dtmaImage: e.DTMA_IMAGE,
     backendImage: e.BACKEND_IMAGE,
-    defaultRegion: e.DEFAULT_REGION,
-    defaultSize: e.DEFAULT_SIZE,
+    defaultRegion: e.DEFAULT_REGION ?? DEFAULT_REGION,
+    defaultSize: e.DEFAULT_SIZE ?? DEFAULT_SIZE,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -1,3 +1,4 @@
+import { installationStatusFor, type InstallationStatus } from "@agentopia-toolboxes/contract";
 import type { Pool } from "pg";
 import { z } from "zod";
 import { sha256Hex } from "./secrets/tokenCipher";
@@ -25,41 +26,8 @@ export const heartbeatBody = z
 
 export type HeartbeatBody = z.infer<typeof heartbeatBody>;
 
-/** Agentopia's `account_tool_installation_status_enum` values a heartbeat can set. */
-export type ToolInstallationStatus =
-  "running" | "starting" | "stopping" | "stopped" | "error_runtime";
-
-/**
- * A DTMA tool status → the installation enum. The DTMA sends the container's Docker `state`
- * (`created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead`) and its own
- * `status` (already one of `running`, `stopped`, `starting`, `error_runtime`, `error`); the Docker
- * state is the truth, the status the fallback. Anything else maps to nothing (status unchanged).
- */
-const INSTALLATION_STATUS: Record<string, ToolInstallationStatus> = {
-  running: "running",
-  created: "starting",
-  restarting: "starting",
-  starting: "starting",
-  removing: "stopping",
-  stopping: "stopping",
-  paused: "stopped",
-  exited: "stopped",
-  stopped: "stopped",
-  dead: "error_runtime",
-  error: "error_runtime",
-  error_runtime: "error_runtime",
-};
-
-export function installationStatusFor(tool: {
-  state?: unknown;
-  status?: unknown;
-}): ToolInstallationStatus | undefined {
-  const pick = (v: unknown) =>
-    typeof v === "string" && Object.hasOwn(INSTALLATION_STATUS, v)
-      ? INSTALLATION_STATUS[v]
-      : undefined;
-  return pick(tool.state) ?? pick(tool.status);
-}
+/** The contract's map (the DTMA reports with the same one): the Docker state decides. */
+export { installationStatusFor };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -86,7 +54,7 @@ export async function recordHeartbeat(
 ): Promise<HeartbeatResult> {
   const hash = sha256Hex(token);
   // One entry per id (the last wins); ids that are not UUIDs cannot name a row.
-  const tools = new Map<string, ToolInstallationStatus | null>();
+  const tools = new Map<string, InstallationStatus | null>();
   const unknown: string[] = [];
   for (const t of body.tool_statuses ?? []) {
     const id = t.account_tool_instance_id;

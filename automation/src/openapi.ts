@@ -1,4 +1,6 @@
 /** The API as OpenAPI 3.1, served at /openapi.json. */
+import { LIFECYCLE_STATUSES } from "@agentopia-toolboxes/contract";
+
 const bearer = [{ bearer: [] }];
 const accountParam = {
   name: "account_id",
@@ -47,27 +49,13 @@ export const openApiDocument = {
         properties: {
           account_id: { type: "string", format: "uuid" },
           user_id: { type: "string", format: "uuid" },
-          status: {
-            type: "string",
-            enum: [
-              "inactive",
-              "pending_provision",
-              "provisioning",
-              "awaiting_heartbeat",
-              "active",
-              "error_provisioning",
-              "unresponsive",
-              "pending_deprovision",
-              "deprovisioning",
-              "deprovisioned",
-              "error_deprovisioning",
-            ],
-          },
+          status: { type: "string", enum: [...LIFECYCLE_STATUSES] },
           stack_name: { type: "string" },
           target: { type: ["string", "null"] },
           region: { type: ["string", "null"] },
           size: { type: ["string", "null"] },
           droplet_id: { type: ["string", "null"] },
+          droplet_name: { type: ["string", "null"] },
           ipv4: { type: ["string", "null"] },
           ipv6: { type: ["string", "null"] },
           backend_url: { type: ["string", "null"] },
@@ -83,7 +71,10 @@ export const openApiDocument = {
         properties: {
           id: { type: "string", format: "uuid" },
           account_id: { type: "string", format: "uuid" },
-          kind: { type: "string", enum: ["provision", "deprovision", "refresh"] },
+          kind: {
+            type: "string",
+            enum: ["provision", "deprovision", "refresh", "rotate_tokens"],
+          },
           status: { type: "string", enum: ["queued", "running", "succeeded", "failed"] },
           attempts: { type: "integer" },
           error_message: { type: ["string", "null"] },
@@ -158,6 +149,20 @@ export const openApiDocument = {
           "202": json("queued", "Accepted"),
           "404": err("no toolbox"),
           "409": err("another operation in progress"),
+          ...common,
+        },
+      },
+    },
+    "/v1/toolboxes/{account_id}/rotate-tokens": {
+      parameters: [accountParam],
+      post: {
+        summary:
+          "New tokens without a new droplet (service token only): the generation is raised and the stack updated; the previous DTMA token keeps working for one rotation",
+        security: bearer,
+        responses: {
+          "202": json("queued", "Accepted"),
+          "404": err("no toolbox"),
+          "409": err("not provisioned, or another operation in progress"),
           ...common,
         },
       },

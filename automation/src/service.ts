@@ -103,6 +103,10 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       serviceToken: opts.serviceToken,
       sessions: opts.sessions,
       heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds,
+      offer: {
+        regions: opts.stackSettings.allowedRegions,
+        sizes: opts.stackSettings.allowedSizes,
+      },
       ready: async () => !stopping && (await pool.query("select 1")).rowCount === 1,
       logger: opts.httpLogs === false ? false : opts.log,
       ssePollMs: opts.ssePollMs,

@@ -13,6 +13,8 @@ export type StackSettings = Pick<
   | "backendImage"
   | "defaultRegion"
   | "defaultSize"
+  | "allowedRegions"
+  | "allowedSizes"
 >;
 
 export function stackRequestFor(settings: StackSettings, row: ToolboxRow): StackRequest {

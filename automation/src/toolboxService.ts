@@ -14,6 +14,7 @@ export type RequestOutcome =
   | { outcome: "queued" | "existing"; toolbox: ToolboxRow; operation: OperationRow }
   | { outcome: "current"; toolbox: ToolboxRow }
   | { outcome: "conflict"; toolbox: ToolboxRow; operation: OperationRow }
+  | { outcome: "not_provisioned"; toolbox: ToolboxRow }
   | { outcome: "not_found" };
 
 /** Statuses in which a toolbox exists and a provision request has nothing to do. */
@@ -45,13 +46,8 @@ export class ToolboxService {
         [input.accountId, input.userId, stackNameFor(input.accountId)],
       );
       const toolbox = await this.lockRow(tx, input.accountId);
-      const open = await getOpenOperation(tx, input.accountId);
-      if (open)
-        return {
-          outcome: open.kind === "provision" ? "existing" : "conflict",
-          toolbox: toolbox!,
-          operation: open,
-        };
+      const open = await this.openOperation(tx, input.accountId, "provision", toolbox!);
+      if (open) return open;
       if (PROVISIONED.has(toolbox!.status)) return { outcome: "current", toolbox: toolbox! };
       await tx.query(
         `update account_tool_environments set status = 'pending_provision', provisioning_error_message = null,
@@ -67,13 +63,8 @@ export class ToolboxService {
     return transaction(this.pool, async (tx) => {
       const toolbox = await this.lockRow(tx, accountId);
       if (!toolbox) return { outcome: "not_found" };
-      const open = await getOpenOperation(tx, accountId);
-      if (open)
-        return {
-          outcome: open.kind === "deprovision" ? "existing" : "conflict",
-          toolbox,
-          operation: open,
-        };
+      const open = await this.openOperation(tx, accountId, "deprovision", toolbox);
+      if (open) return open;
       if (toolbox.status === "deprovisioned" || toolbox.status === "inactive")
         return { outcome: "current", toolbox };
       await tx.query(
@@ -90,15 +81,39 @@ export class ToolboxService {
       if (!toolbox || toolbox.status === "deprovisioned" || toolbox.status === "inactive") {
         return { outcome: "not_found" };
       }
-      const open = await getOpenOperation(tx, accountId);
-      if (open)
-        return {
-          outcome: open.kind === "refresh" ? "existing" : "conflict",
-          toolbox,
-          operation: open,
-        };
+      const open = await this.openOperation(tx, accountId, "refresh", toolbox);
+      if (open) return open;
       return this.enqueue(tx, accountId, "refresh", requestedBy);
     });
+  }
+
+  /** Raises the token generation and queues the update that deploys it (decision 0020). */
+  async rotateTokens(accountId: string, requestedBy: string): Promise<RequestOutcome> {
+    return transaction(this.pool, async (tx) => {
+      const toolbox = await this.lockRow(tx, accountId);
+      if (!toolbox) return { outcome: "not_found" };
+      const open = await this.openOperation(tx, accountId, "rotate_tokens", toolbox);
+      if (open) return open;
+      if (!PROVISIONED.has(toolbox.status)) return { outcome: "not_provisioned", toolbox };
+      await tx.query(
+        `update account_tool_environments set token_generation = token_generation + 1,
+           updated_at = now() where account_id = $1`,
+        [accountId],
+      );
+      return this.enqueue(tx, accountId, "rotate_tokens", requestedBy);
+    });
+  }
+
+  /** The account's open operation, as the answer to a request of `kind` (itself, or a conflict). */
+  private async openOperation(
+    tx: PoolClient,
+    accountId: string,
+    kind: OperationKind,
+    toolbox: ToolboxRow,
+  ): Promise<RequestOutcome | undefined> {
+    const open = await getOpenOperation(tx, accountId);
+    if (!open) return undefined;
+    return { outcome: open.kind === kind ? "existing" : "conflict", toolbox, operation: open };
   }
 
   private async lockRow(tx: PoolClient, accountId: string): Promise<ToolboxRow | undefined> {

@@ -1,5 +1,17 @@
 import assert from "node:assert/strict";
+import { ALLOWED_REGIONS } from "@agentopia-toolboxes/contract";
 import { loadSettings, SettingsError } from "../src/config";
+
+/** Everything the digitalocean target needs. */
+const digitalocean = {
+  TOOLBOX_TARGET: "digitalocean",
+  PLATFORM_STACK: "org/agentopia-toolboxes/prod",
+  SSH_PRIVATE_KEY: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+  PUBLIC_BASE_URL: "https://automation.example",
+  CONTROL_PLANE_CIDRS: '["203.0.113.0/24"]',
+  DTMA_IMAGE: "ghcr.io/agentopia/dtma:1",
+  BACKEND_IMAGE: "ghcr.io/agentopia/backend:1",
+};
 
 const errors = (env: Record<string, string>) => {
   try {
@@ -19,7 +31,10 @@ describe("settings", () => {
     assert.equal(s.serviceToken, undefined);
     assert.equal(s.pulumi.backendUrl, "file:///var/lib/automation/pulumi-state");
     assert.equal(s.target, "local");
-    assert.equal(s.publicBaseUrl, "http://127.0.0.1:8080");
+    // The local DTMA heartbeats from its container, where the host is host.docker.internal.
+    assert.equal(s.publicBaseUrl, "http://host.docker.internal:8080");
+    assert.deepEqual(s.allowedRegions, ALLOWED_REGIONS);
+    assert.equal(s.defaultRegion, "nyc3");
     assert.equal(s.heartbeatTimeoutSeconds, 180);
   });
 
@@ -55,13 +70,47 @@ describe("settings", () => {
     ]);
   });
 
-  it("digitalocean needs its platform stack, SSH key and public URL", () => {
+  it("digitalocean needs everything the account program needs there, or it cannot start", () => {
     const lines = errors({ TOOLBOX_TARGET: "digitalocean" });
     assert.deepEqual(lines.map((l) => l.split(":")[0]).sort(), [
+      "BACKEND_IMAGE",
+      "CONTROL_PLANE_CIDRS",
+      "DTMA_IMAGE",
       "PLATFORM_STACK",
       "PUBLIC_BASE_URL",
       "SSH_PRIVATE_KEY",
     ]);
+    assert.deepEqual(
+      errors({ ...digitalocean, CONTROL_PLANE_CIDRS: "[]" }).map((l) => l.split(":")[0]),
+      ["CONTROL_PLANE_CIDRS"],
+    );
+    assert.deepEqual(errors(digitalocean), []);
+  });
+
+  it("refuses settings no stack could be built from, one line each", () => {
+    const cases: [Record<string, string>, string, RegExp][] = [
+      [{ CONTROL_PLANE_CIDRS: '["0.0.0.0/1"]' }, "CONTROL_PLANE_CIDRS", /no wider than \/8/],
+      [{ DTMA_IMAGE: "Not An Image" }, "DTMA_IMAGE", /image reference/],
+      [{ DEFAULT_REGION: "atl1" }, "DEFAULT_REGION", /allowed regions/],
+      [{ DEFAULT_SIZE: "s-4vcpu-8gb" }, "DEFAULT_SIZE", /allowed sizes/],
+      [{ ALLOWED_REGIONS: '["atlantis"]' }, "ALLOWED_REGIONS", /must be one of/],
+      [{ ALLOWED_SIZES: "[]" }, "ALLOWED_SIZES", /must not be empty/],
+      [{ SSH_PRIVATE_KEY: "not a key" }, "SSH_PRIVATE_KEY", /private key/],
+      [{ TOOLBOX_TARGET: "local", HOST: "127.0.0.1" }, "HOST", /host.docker.internal/],
+    ];
+    for (const [change, name, pattern] of cases) {
+      const lines = errors({ ...(change.TOOLBOX_TARGET ? {} : digitalocean), ...change });
+      assert.equal(lines.length, 1, `${name}: ${lines.join(" | ")}`);
+      assert.ok(lines[0].startsWith(`${name}: `), lines[0]);
+      assert.match(lines[0], pattern);
+      assert.equal(lines[0].includes("not a key"), false, "a bad value is never echoed");
+    }
+    // A region an operator widened the list with is fine when the list names it.
+    assert.equal(
+      loadSettings({ ...digitalocean, ALLOWED_REGIONS: '["atl1"]', DEFAULT_REGION: "atl1" })
+        .defaultRegion,
+      "atl1",
+    );
   });
 
   it("accepts a 32-byte key as hex or base64", () => {

@@ -98,7 +98,11 @@ describe("heartbeat: tool statuses update the toolbox's account_tool_instances r
       { account_tool_instance_id: beta, name: "beta", status: "error", state: "dead" },
     ]);
     const after = await instances([alpha, beta]);
-    assert.equal(after.get(alpha)!.status_on_toolbox, "starting");
+    assert.equal(
+      after.get(alpha)!.status_on_toolbox,
+      "error_runtime",
+      "a container its restart policy keeps restarting is failing",
+    );
     assert.equal(after.get(beta)!.status_on_toolbox, "error_runtime");
   });
 
@@ -187,17 +191,17 @@ describe("heartbeat: tool statuses update the toolbox's account_tool_instances r
     }
   });
 
-  it("maps every DTMA state and status to the installation enum", () => {
+  it("maps every DTMA state and status to the installation enum (the contract's map)", () => {
     const cases: [Record<string, string>, string | undefined][] = [
       [{ state: "running" }, "running"],
       [{ state: "created" }, "starting"],
-      [{ state: "restarting" }, "starting"],
+      [{ state: "restarting" }, "error_runtime"],
       [{ state: "paused" }, "stopped"],
       [{ state: "exited" }, "stopped"],
-      [{ state: "removing" }, "stopping"],
+      [{ state: "removing" }, "deleting"],
       [{ state: "dead" }, "error_runtime"],
       [{ status: "stopped" }, "stopped"],
-      [{ status: "error" }, "error_runtime"],
+      [{ status: "error" }, "error"],
       [{ status: "starting" }, "starting"],
       [{ state: "exited", status: "running" }, "stopped"],
       [{ state: "weird", status: "running" }, "running"],

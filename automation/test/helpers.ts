@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import pino from "pino";
 import type { SessionVerifier } from "../src/auth/auth";
+import { loadSettings } from "../src/config";
 import type { ToolboxEngine } from "../src/engine/types";
 import { startService, type RunningService } from "../src/service";
 import { testCluster } from "./hooks";
@@ -17,8 +18,9 @@ export async function freshDatabase(): Promise<string> {
   return testCluster().urlFor(name);
 }
 
+/** The settings the service derives with none given, but for a public URL tests can assert. */
 export const stackSettings = {
-  target: "local" as const,
+  ...loadSettings({}),
   publicBaseUrl: "http://127.0.0.1:8080",
   controlPlaneCidrs: ["10.0.0.0/8"],
 };

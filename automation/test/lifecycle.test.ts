@@ -143,4 +143,113 @@ describe("toolbox lifecycle through the HTTP API (test engine, real Postgres, re
       "awaiting_heartbeat",
     );
   });
+
+  const raw = (method: string, path: string, contentType: string | undefined, body?: string) =>
+    fetch(base + path, {
+      method,
+      headers: { ...auth, ...(contentType ? { "content-type": contentType } : {}) },
+      body,
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as Json }));
+
+  it("refuses a region or size the environment does not offer before the 202, naming the field", async () => {
+    const account = newAccount();
+    for (const [field, value] of [
+      ["region", "atl1"],
+      ["region", "atlantis"],
+      ["size", "s-4vcpu-8gb"],
+    ]) {
+      const res = await call("POST", "/v1/toolboxes", { account_id: account, [field]: value });
+      assert.equal(res.status, 400, `${field}=${value}`);
+      assert.equal(res.body.field, field);
+      assert.match(res.body.message, /must be one of the (regions|sizes) this environment offers/);
+    }
+    assert.equal((await call("GET", `/v1/toolboxes/${account}`)).status, 404, "nothing recorded");
+  });
+
+  it("body-less routes take an empty body whatever its content type; a body of another type is 415", async () => {
+    const account = newAccount();
+    const created = await call("POST", "/v1/toolboxes", { account_id: account });
+    await readEvents(base, created.body.operation.id as string);
+    const refresh = await raw("POST", `/v1/toolboxes/${account}/refresh`, "application/json", "");
+    assert.equal(refresh.status, 202, JSON.stringify(refresh.body));
+    await readEvents(base, refresh.body.operation.id as string);
+    const odd = await raw("POST", `/v1/toolboxes/${account}/refresh`, "text/plain", "");
+    assert.equal(odd.status, 202, JSON.stringify(odd.body));
+    await readEvents(base, odd.body.operation.id as string);
+    const del = await raw(
+      "DELETE",
+      `/v1/toolboxes/${account}`,
+      "application/json; charset=utf-8",
+      "",
+    );
+    assert.equal(del.status, 202, JSON.stringify(del.body));
+    await readEvents(base, del.body.operation.id as string);
+    const typed = await raw(
+      "POST",
+      "/v1/toolboxes",
+      "application/x-www-form-urlencoded",
+      "account_id=x",
+    );
+    assert.equal(typed.status, 415);
+    assert.equal(typed.body.error, "invalid_request");
+    const empty = await raw("POST", "/v1/toolboxes", "application/json", "");
+    assert.equal(empty.status, 400, "an empty provision body is a body without account_id");
+    assert.equal(empty.body.field, "account_id");
+  });
+
+  it("stores the droplet's name from the outputs, and no config echoed back", async () => {
+    const account = newAccount();
+    const created = await call("POST", "/v1/toolboxes", { account_id: account });
+    await readEvents(base, created.body.operation.id as string);
+    const toolbox = (await call("GET", `/v1/toolboxes/${account}`)).body.toolbox;
+    assert.equal(toolbox.droplet_name, `tbx-${account}`);
+    assert.equal(toolbox.stack_name, `acct-${account}`);
+    assert.equal(toolbox.target, "local");
+    assert.equal(toolbox.outputs.accountId, undefined);
+    assert.equal(toolbox.outputs.target, undefined);
+  });
+
+  it("rotate-tokens raises the generation through the queue; the previous DTMA token keeps working", async () => {
+    const account = newAccount();
+    const created = await call("POST", "/v1/toolboxes", { account_id: account });
+    await readEvents(base, created.body.operation.id as string);
+    const before = (await call("GET", `/v1/toolboxes/${account}/tokens`)).body;
+    const beat = (token: string) =>
+      fetch(`${base}/v1/heartbeat`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ dtma_version: "1", tool_statuses: [] }),
+      }).then((r) => r.status);
+    assert.equal(await beat(before.dtma_token as string), 204);
+
+    const rotated = await call("POST", `/v1/toolboxes/${account}/rotate-tokens`);
+    assert.equal(rotated.status, 202, JSON.stringify(rotated.body));
+    assert.equal(rotated.body.operation.kind, "rotate_tokens");
+    const events = await readEvents(base, rotated.body.operation.id as string);
+    assert.equal(events.at(-1)!.data.status, "succeeded");
+    assert.equal(engine.calls.at(-1)!.config.tokenGeneration, 1, "the generation went up by one");
+
+    const after = (await call("GET", `/v1/toolboxes/${account}/tokens`)).body;
+    assert.notEqual(after.dtma_token, before.dtma_token);
+    assert.equal(after.dtma_token_previous, before.dtma_token);
+    assert.notEqual(after.backend_api_token, before.backend_api_token);
+    assert.equal(await beat(after.dtma_token as string), 204, "the new token");
+    assert.equal(
+      await beat(before.dtma_token as string),
+      204,
+      "the previous one, during the window",
+    );
+    const toolbox = (await call("GET", `/v1/toolboxes/${account}`)).body.toolbox;
+    assert.equal(toolbox.status, "active", "a rotation keeps the toolbox as it was");
+
+    const again = await call("POST", `/v1/toolboxes/${account}/rotate-tokens`);
+    await readEvents(base, again.body.operation.id as string);
+    assert.equal(
+      await beat(before.dtma_token as string),
+      401,
+      "two rotations on, the old token is gone",
+    );
+    const unknown = await call("POST", `/v1/toolboxes/${newAccount()}/rotate-tokens`);
+    assert.equal(unknown.status, 404);
+  });
 });

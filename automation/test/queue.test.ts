@@ -50,22 +50,23 @@ describe("queue: idempotency, serialization, retries and recovery (real Postgres
     let svc: Service;
     const engine = new TestEngine({
       latencyMs: 50,
-      // Accounts whose region says so fail: "fail-once" on its first up, "broken" always, permanently.
+      // The region says how an account fails: sfo3 always, permanently; ams3 once, transiently;
+      // fra1 on a stale lock once.
       failWith: (op, req) => {
         if (op !== "up") return undefined;
-        if (req.config.region === "broken")
+        if (req.config.region === "sfo3")
           return {
             message: "no cloud credentials: DIGITALOCEAN_TOKEN is not set",
             kind: "permanent",
           };
         if (
-          req.config.region === "flaky" &&
+          req.config.region === "ams3" &&
           engine.calls.filter((c) => c.stackName === req.stackName).length === 1
         ) {
           return { message: "503 Service Unavailable from the cloud API", kind: "transient" };
         }
         if (
-          req.config.region === "locked" &&
+          req.config.region === "fra1" &&
           engine.calls.filter((c) => c.stackName === req.stackName && c.op === "up").length === 1
         ) {
           return { message: "the stack is currently locked by 1 lock(s)", kind: "locked" };
@@ -135,7 +136,7 @@ describe("queue: idempotency, serialization, retries and recovery (real Postgres
         method: "POST",
         url: "/v1/toolboxes",
         headers: auth,
-        payload: { account_id: account, region: "broken" },
+        payload: { account_id: account, region: "sfo3" },
       });
       const op = await finished(svc, first.json().operation.id);
       assert.equal(op.status, "failed");
@@ -174,7 +175,7 @@ describe("queue: idempotency, serialization, retries and recovery (real Postgres
         method: "POST",
         url: "/v1/toolboxes",
         headers: auth,
-        payload: { account_id: account, region: "flaky" },
+        payload: { account_id: account, region: "ams3" },
       });
       const op = await finished(svc, res.json().operation.id);
       assert.equal(op.status, "succeeded");
@@ -194,7 +195,7 @@ describe("queue: idempotency, serialization, retries and recovery (real Postgres
         method: "POST",
         url: "/v1/toolboxes",
         headers: auth,
-        payload: { account_id: account, region: "locked" },
+        payload: { account_id: account, region: "fra1" },
       });
       const op = await finished(svc, res.json().operation.id);
       assert.equal(op.status, "succeeded");

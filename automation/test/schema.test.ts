@@ -1,5 +1,6 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-return -- JSON responses are checked by assertions */
 import assert from "node:assert/strict";
+import { TOOLBOX_STATUSES } from "@agentopia-toolboxes/contract";
 import { Pool } from "pg";
 import { migrate } from "../src/db/migrate";
 import { AutomationEngine } from "../src/engine/automationEngine";
@@ -29,26 +30,7 @@ describe("schema: migrations, Agentopia's enum, row-level security, heartbeat sw
     const { rows } = await pool.query<{ v: string }>(
       "select unnest(enum_range(null::account_tool_environment_status_enum))::text as v",
     );
-    for (const v of [
-      "inactive",
-      "pending_creation",
-      "creating",
-      "active",
-      "error_creation",
-      "pending_deletion",
-      "deleting",
-      "error_deletion",
-      "unresponsive",
-      "scaling",
-      "pending_provision",
-      "provisioning",
-      "error_provisioning",
-      "pending_deprovision",
-      "deprovisioning",
-      "deprovisioned",
-      "error_deprovisioning",
-      "awaiting_heartbeat",
-    ]) {
+    for (const v of TOOLBOX_STATUSES) {
       assert.ok(
         rows.some((r) => r.v === v),
         v,

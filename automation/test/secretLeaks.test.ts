@@ -17,6 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { Pool } from "pg";
+import { loadSettings } from "../src/config";
 import { AutomationEngine } from "../src/engine/automationEngine";
 import { startService, type RunningService } from "../src/service";
 import { writePulumiStandIn, type PulumiStandIn } from "./fixtures/pulumiStandIn";
@@ -107,6 +108,7 @@ describe("secrets never leave the engine (real AutomationEngine, stand-in pulumi
       serviceToken,
       tokenEncryptionKey: tokenKey,
       stackSettings: {
+        ...loadSettings({}),
         target: "digitalocean",
         publicBaseUrl: "https://automation.example",
         platformStack: "org/agentopia-toolboxes/prod",

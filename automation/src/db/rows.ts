@@ -1,21 +1,11 @@
+import type { LifecycleStatus } from "@agentopia-toolboxes/contract";
 import type { Pool, PoolClient } from "pg";
 
 export type Queryable = Pool | PoolClient;
 
-export type ToolboxStatus =
-  | "inactive"
-  | "pending_provision"
-  | "provisioning"
-  | "awaiting_heartbeat"
-  | "active"
-  | "error_provisioning"
-  | "unresponsive"
-  | "pending_deprovision"
-  | "deprovisioning"
-  | "deprovisioned"
-  | "error_deprovisioning";
+export type ToolboxStatus = LifecycleStatus;
 
-export type OperationKind = "provision" | "deprovision" | "refresh";
+export type OperationKind = "provision" | "deprovision" | "refresh" | "rotate_tokens";
 export type OperationStatus = "queued" | "running" | "succeeded" | "failed";
 
 export interface ToolboxRow {

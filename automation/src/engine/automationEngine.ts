@@ -104,9 +104,8 @@ export function outputsFrom(out: OutputMap): ToolboxOutputs {
     return v;
   };
   return {
-    accountId: required("accountId"),
-    target: required("target"),
     dropletId: str("dropletId"),
+    dropletName: str("dropletName"),
     dropletUrn: str("dropletUrn"),
     ipv4: str("ipv4"),
     ipv6: str("ipv6"),

@@ -1,12 +1,12 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { CONFIG_NAMESPACE, PROJECT_NAME } from "@agentopia-toolboxes/contract";
 import type { ConfigMap, LocalWorkspaceOptions } from "@pulumi/pulumi/automation";
 import type { ToolboxStackConfig } from "./types";
 
 /** Pure option builders for the Automation API engine, kept apart so tests can check them. */
 
-export const PROJECT_NAME = "agentopia-toolboxes";
-export const CONFIG_NAMESPACE = "agentopia-toolboxes";
+export { CONFIG_NAMESPACE, PROJECT_NAME };
 
 export interface AutomationEngineSettings {
   /** Repository root: holds `program/account.ts` and, once it exists, `policies/`. */
@@ -74,9 +74,12 @@ export function stackConfig(config: ToolboxStackConfig, sshStateDir?: string): C
     [key("accountId")]: { value: config.accountId },
     [key("target")]: { value: config.target },
     [key("agentopiaApiBaseUrl")]: { value: config.agentopiaApiBaseUrl },
-    [key("controlPlaneCidrs")]: { value: JSON.stringify(config.controlPlaneCidrs) },
     [key("tokenGeneration")]: { value: String(config.tokenGeneration) },
   };
+  // An empty list is no list: the program requires CIDRs only where there is a firewall.
+  if (config.controlPlaneCidrs.length > 0) {
+    map[key("controlPlaneCidrs")] = { value: JSON.stringify(config.controlPlaneCidrs) };
+  }
   const optional = {
     region: config.region,
     size: config.size,

@@ -24,6 +24,17 @@ export interface TestEngineOptions {
   eventsPerOperation?: number;
 }
 
+/** What stays when a toolbox's tokens rotate: the droplet. */
+function pick(o: ToolboxOutputs): Partial<ToolboxOutputs> {
+  return {
+    dropletId: o.dropletId,
+    dropletName: o.dropletName,
+    dropletUrn: o.dropletUrn,
+    ipv4: o.ipv4,
+    backendUrl: o.backendUrl,
+  };
+}
+
 /** One call the engine saw, for assertions on ordering and overlap. */
 export interface EngineCall {
   op: Op;
@@ -43,6 +54,7 @@ export class TestEngine implements ToolboxEngine {
   readonly calls: EngineCall[];
   private count = 0;
   private readonly stacks = new Map<string, ToolboxOutputs>();
+  private readonly generations = new Map<string, number>();
 
   constructor(
     private readonly opts: TestEngineOptions = {},
@@ -54,18 +66,26 @@ export class TestEngine implements ToolboxEngine {
   async up(req: StackRequest, onEvent: OnEngineEvent): Promise<ToolboxOutputs> {
     await this.run("up", req, onEvent);
     const existing = this.stacks.get(req.stackName);
-    const outputs: ToolboxOutputs = existing ?? {
-      accountId: req.config.accountId,
-      target: req.config.target,
+    const token = () => randomBytes(32).toString("base64url");
+    const fresh: ToolboxOutputs = {
       dropletId: String(randomInt(1, 2 ** 47)),
+      dropletName: `tbx-${req.config.accountId}`,
       dropletUrn: `urn:pulumi:${req.stackName}::agentopia-toolboxes::test:Droplet::toolbox`,
       ipv4: "127.0.0.1",
       backendUrl: "http://127.0.0.1:3000",
-      dtmaToken: randomBytes(32).toString("base64url"),
+      dtmaToken: token(),
       dtmaTokenPrevious: "",
-      backendApiToken: randomBytes(32).toString("base64url"),
-      agentGatewayToken: randomBytes(32).toString("base64url"),
+      backendApiToken: token(),
+      agentGatewayToken: token(),
     };
+    // A raised generation rotates every token; the previous DTMA token is the old current one.
+    const outputs: ToolboxOutputs =
+      existing === undefined
+        ? fresh
+        : this.generations.get(req.stackName) === req.config.tokenGeneration
+          ? existing
+          : { ...fresh, ...pick(existing), dtmaTokenPrevious: existing.dtmaToken };
+    this.generations.set(req.stackName, req.config.tokenGeneration);
     this.stacks.set(req.stackName, outputs);
     return outputs;
   }
@@ -73,6 +93,7 @@ export class TestEngine implements ToolboxEngine {
   async destroy(req: StackRequest, onEvent: OnEngineEvent): Promise<void> {
     await this.run("destroy", req, onEvent);
     this.stacks.delete(req.stackName);
+    this.generations.delete(req.stackName);
   }
 
   async refresh(req: StackRequest, onEvent: OnEngineEvent): Promise<DriftReport> {

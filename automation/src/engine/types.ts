@@ -22,9 +22,9 @@ export interface StackRequest {
 
 /** What the account program exports, secrets included (they never leave the service unencrypted). */
 export interface ToolboxOutputs extends ToolboxTokens {
-  accountId: string;
-  target: string;
   dropletId?: string;
+  /** `tbx-<accountId>`; none on the local target. */
+  dropletName?: string;
   dropletUrn?: string;
   ipv4?: string;
   ipv6?: string;
@@ -81,6 +81,4 @@ export interface ToolboxEngine {
   recover(req: StackRequest, onEvent: OnEngineEvent): Promise<void>;
 }
 
-export function stackNameFor(accountId: string): string {
-  return `acct-${accountId}`;
-}
+export { stackNameFor } from "@agentopia-toolboxes/contract";

@@ -361,7 +361,8 @@ async function execute(
   engineDone: () => void,
 ) {
   switch (op.kind) {
-    case "provision": {
+    case "provision":
+    case "rotate_tokens": {
       const outputs = await deps.engine.up(req, events.push);
       engineDone();
       await recordProvisioned(deps, db, op, req, outputs, await events.drain());
@@ -395,9 +396,8 @@ async function recordProvisioned(
   pending: EngineEvent[],
 ) {
   const publicOutputs = {
-    accountId: out.accountId,
-    target: out.target,
     dropletId: out.dropletId,
+    dropletName: out.dropletName,
     dropletUrn: out.dropletUrn,
     ipv4: out.ipv4,
     ipv6: out.ipv6,
@@ -409,11 +409,13 @@ async function recordProvisioned(
     backendApiToken: out.backendApiToken,
     agentGatewayToken: out.agentGatewayToken,
   };
-  await finish(db, op, "awaiting_heartbeat", { outputs: publicOutputs }, pending, {
+  // A rotation keeps the toolbox's status: its DTMA beats on with the new token.
+  const status = op.kind === "provision" ? "awaiting_heartbeat" : undefined;
+  await finish(db, op, status, { outputs: publicOutputs }, pending, {
     outputs_json: JSON.stringify(publicOutputs),
-    target: out.target,
+    target: req.config.target,
     do_droplet_id: out.dropletId && /^\d{1,18}$/.test(out.dropletId) ? out.dropletId : null,
-    do_droplet_name: req.stackName,
+    do_droplet_name: out.dropletName ?? null,
     public_ip_address: out.ipv4 && isIP(out.ipv4) ? out.ipv4 : null,
     public_ipv6_address: out.ipv6 && isIP(out.ipv6) ? out.ipv6 : null,
     backend_url: out.backendUrl ?? null,

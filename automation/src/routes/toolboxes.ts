@@ -7,10 +7,17 @@ import { operationView, toolboxView } from "./views";
 import { accountParams, parse, provisionBody } from "./validation";
 
 export function toolboxRoutes(app: FastifyInstance, deps: AppDeps): void {
+  const provisionSchema = provisionBody(deps.offer);
   const view = (outcome: RequestOutcome, reply: FastifyReply) => {
     switch (outcome.outcome) {
       case "not_found":
         throw new HttpError(404, "not_found", "no toolbox for this account");
+      case "not_provisioned":
+        throw new HttpError(
+          409,
+          "not_provisioned",
+          `the toolbox is ${outcome.toolbox.status}; tokens rotate only on a provisioned toolbox`,
+        );
       case "current":
         return reply
           .code(200)
@@ -33,7 +40,7 @@ export function toolboxRoutes(app: FastifyInstance, deps: AppDeps): void {
 
   app.post("/v1/toolboxes", async (req, reply) => {
     const principal = await deps.authenticate(req);
-    const body = parse(provisionBody, req.body, "body");
+    const body = parse(provisionSchema, req.body, "body");
     authorizeAccount(principal, body.account_id);
     const outcome = await deps.service.provision({
       accountId: body.account_id,
@@ -75,6 +82,13 @@ export function toolboxRoutes(app: FastifyInstance, deps: AppDeps): void {
     const { account_id } = parse(accountParams, req.params, "account_id");
     authorizeAccount(principal, account_id);
     return view(await deps.service.deprovision(account_id, who(principal)), reply);
+  });
+
+  app.post("/v1/toolboxes/:account_id/rotate-tokens", async (req, reply) => {
+    const principal = await deps.authenticate(req);
+    requireService(principal);
+    const { account_id } = parse(accountParams, req.params, "account_id");
+    return view(await deps.service.rotateTokens(account_id, who(principal)), reply);
   });
 
   app.post("/v1/toolboxes/:account_id/refresh", async (req, reply) => {

@@ -4,11 +4,26 @@ import { HttpError } from "../auth/auth";
 export const uuid = z
   .string()
   .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "must be a UUID");
-const slug = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be a lowercase slug");
+/** What this environment offers: a request for anything else cannot succeed, so it is a 400. */
+export interface Offer {
+  regions: readonly string[];
+  sizes: readonly string[];
+}
 
-export const provisionBody = z
-  .object({ account_id: uuid, region: slug.optional(), size: slug.optional() })
-  .strict();
+const oneOf = (allowed: readonly string[], what: string) =>
+  z
+    .string()
+    .refine((v) => allowed.includes(v), `must be one of the ${what} (${allowed.join(", ")})`);
+
+export function provisionBody(offer: Offer) {
+  return z
+    .object({
+      account_id: uuid,
+      region: oneOf(offer.regions, "regions this environment offers").optional(),
+      size: oneOf(offer.sizes, "sizes this environment offers").optional(),
+    })
+    .strict();
+}
 
 export const accountParams = z.object({ account_id: uuid });
 export const operationParams = z.object({ id: uuid });
