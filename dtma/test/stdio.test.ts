@@ -72,20 +72,21 @@ function upgradeRequest(
   });
 }
 
-/** The tool's processes running its server (`docker top`), with their user ids. */
-async function serverProcesses(containerId: string): Promise<string[]> {
+/** The tool's processes whose command line ends with `command` (`docker top`), with their uids. */
+async function processes(containerId: string, command: string): Promise<string[]> {
   const { stdout } = await exec("docker", ["top", containerId]);
   return stdout
     .split("\n")
     .slice(1)
-    .filter((l) => l.includes("node stdio.mjs") && !l.includes("docker-init"));
+    .filter((l) => l.endsWith(` ${command}`) && !l.includes("docker-init"));
 }
 
-async function processCountReaches(containerId: string, n: number): Promise<string[]> {
-  let procs = await serverProcesses(containerId);
+/** Polls until `n` such processes run (an exec's process starts just after its 101), or gives up. */
+async function processCountReaches(containerId: string, command: string, n: number) {
+  let procs = await processes(containerId, command);
   for (let i = 0; i < 100 && procs.length !== n; i++) {
     await sleep(100);
-    procs = await serverProcesses(containerId);
+    procs = await processes(containerId, command);
   }
   return procs;
 }
@@ -288,7 +289,7 @@ describe("stdio attachment (real Docker, agentopia-test/mcp-tools)", function ()
     await assert.rejects(dtma.client.openLane("lanes"), refusedWith(429, "lane_limit"));
 
     // Three server processes, every one as the container's user (exec inherits it).
-    const procs = await serverProcesses(tool.container_id);
+    const procs = await processes(tool.container_id, "node stdio.mjs");
     assert.equal(procs.length, 3, procs.join("\n"));
     assert.ok(
       procs.every((p) => p.startsWith("10001 ")),
@@ -298,7 +299,7 @@ describe("stdio attachment (real Docker, agentopia-test/mcp-tools)", function ()
     // The lane's process gets EOF on stdin and exits; its slot is free once it has.
     a.close();
     assert.deepEqual(await a.closed, { cleanly: true });
-    const left = await processCountReaches(tool.container_id, 2);
+    const left = await processCountReaches(tool.container_id, "node stdio.mjs", 2);
     assert.equal(left.length, 2, left.join("\n"));
     const c = await eventually(() => openLane(dtma.client, "lanes"), transient);
     assert.equal(await c.tool("counter"), "1");
@@ -319,12 +320,9 @@ describe("stdio attachment (real Docker, agentopia-test/mcp-tools)", function ()
       isolation: "per_session",
       max_lanes: 1,
     });
-    const sleepers = async () =>
-      (await exec("docker", ["top", tool.container_id])).stdout
-        .split("\n")
-        .filter((l) => / sleep 3600$/.test(l) && !l.includes("docker-init"));
+    const sleepers = () => processes(tool.container_id, "sleep 3600");
     const lane = new JsonLines((await dtma.client.openLane("deaf")).stream);
-    assert.equal((await sleepers()).length, 2);
+    assert.equal((await processCountReaches(tool.container_id, "sleep 3600", 2)).length, 2);
     lane.close();
     await sleep(500); // long enough for a process that reads stdin to have seen its EOF
     assert.equal((await sleepers()).length, 2, "the lane's process is still there");
@@ -332,7 +330,8 @@ describe("stdio attachment (real Docker, agentopia-test/mcp-tools)", function ()
 
     await dtma.client.restartTool("deaf");
     const again = await eventually(() => dtma.client.openLane("deaf"), transient);
-    assert.equal((await sleepers()).length, 2, "the new main process and the new lane only");
+    const now = await processCountReaches(tool.container_id, "sleep 3600", 2);
+    assert.equal(now.length, 2, "the new main process and the new lane only");
     again.stream.destroy();
     await dtma.client.removeTool("deaf");
   });
