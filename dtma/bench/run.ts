@@ -6,7 +6,9 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
+import type { Duplex } from "node:stream";
 import { promisify } from "node:util";
+import { DtmaClient } from "../src/client";
 
 const exec = promisify(execFile);
 // The Dockerfile CMD flags; DTMA_NODE_FLAGS overrides them to compare settings.
@@ -14,6 +16,7 @@ const NODE_FLAGS = (
   process.env.DTMA_NODE_FLAGS ?? "--lite-mode --max-semi-space-size=1 --max-old-space-size=64"
 ).split(" ");
 const IMAGE = "agentopia-test/busybox:latest";
+const MCP_TOOLS = "agentopia-test/mcp-tools:latest";
 const RUN = randomBytes(3).toString("hex");
 const SCOPE = `bench${RUN}`;
 const NETWORK = `dtma-bench-${RUN}`;
@@ -27,6 +30,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+
+async function imageExists(image: string): Promise<boolean> {
+  return exec("docker", ["image", "inspect", image]).then(
+    () => true,
+    () => false,
+  );
+}
 
 async function call(method: string, p: string, body?: unknown): Promise<number> {
   const res = await fetch(BASE + p, {
@@ -65,9 +75,167 @@ async function load(seconds: number, connections: number) {
   return { rps: latencies.length / seconds, p50: pct(latencies, 0.5), p99: pct(latencies, 0.99) };
 }
 
+const cpuSeconds = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks
+};
+
+/** Request/response over a raw stdio stream: one JSON-RPC request in flight at a time. */
+class RoundTrips {
+  private buffer = "";
+  private waiting: ((line: string) => void) | undefined;
+  private reject: ((err: Error) => void) | undefined;
+  private failed: Error | undefined;
+  private id = 0;
+
+  constructor(private readonly stream: Duplex) {
+    // A stream that ends (the process exited, e.g. killed at the memory limit) ends the bench.
+    stream.on("close", () => {
+      this.failed = new Error("a stdio stream closed during the bench");
+      this.waiting = undefined;
+      this.reject?.(this.failed);
+    });
+    stream.on("data", (chunk: Buffer) => {
+      this.buffer += chunk.toString("utf8");
+      let nl: number;
+      while ((nl = this.buffer.indexOf("\n")) >= 0) {
+        const line = this.buffer.slice(0, nl);
+        this.buffer = this.buffer.slice(nl + 1);
+        this.waiting?.(line);
+      }
+    });
+  }
+
+  call(method: string, params: unknown): Promise<string> {
+    return new Promise((resolve, reject) => {
+      if (this.failed) return reject(this.failed);
+      this.waiting = resolve;
+      this.reject = reject;
+      this.stream.write(`${JSON.stringify({ jsonrpc: "2.0", id: ++this.id, method, params })}\n`);
+    });
+  }
+
+  async initialize(): Promise<void> {
+    await this.call("initialize", {
+      protocolVersion: "2025-06-18",
+      capabilities: {},
+      clientInfo: { name: "dtma-bench", version: "0" },
+    });
+    this.stream.write(
+      `${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n`,
+    );
+  }
+}
+
+/** Every stream calls `tool` in a loop for `seconds`; round trips/s, latency, DTMA CPU per call. */
+async function roundTrips(
+  pid: number,
+  streams: RoundTrips[],
+  seconds: number,
+  args: Record<string, unknown>,
+  tool = "echo",
+) {
+  const latencies: number[] = [];
+  const cpu0 = cpuSeconds(pid);
+  const end = Date.now() + seconds * 1000;
+  await Promise.all(
+    streams.map(async (s) => {
+      while (Date.now() < end) {
+        const t0 = performance.now();
+        await s.call("tools/call", { name: tool, arguments: args });
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const cpuUs = ((cpuSeconds(pid) - cpu0) * 1e6) / latencies.length;
+  return {
+    rps: latencies.length / seconds,
+    p50: pct(latencies, 0.5),
+    p99: pct(latencies, 0.99),
+    cpuUs,
+  };
+}
+
+const stdioSpec = (extra: Record<string, unknown> = {}) => ({
+  image: MCP_TOOLS,
+  transport: { type: "stdio" },
+  network: "none",
+  resources: { memory_mb: 128, pids: 64 },
+  ...extra,
+});
+
+/**
+ * N attachments (one per tool) and `lanes` lanes of one per_session tool, each doing round
+ * trips. Every lane is a whole server process within the tool's one memory limit (~45 MB each
+ * for this node server), hence 256 MB for the main process and 3 lanes.
+ */
+async function attachScenario(
+  pid: number,
+  n: number,
+  lanesOpen: number,
+  seconds: number,
+): Promise<string[]> {
+  const client = new DtmaClient({ baseUrl: BASE, token: TOKEN });
+  const open: Duplex[] = [];
+  const lines: string[] = [];
+  const row = (label: string, r: Awaited<ReturnType<typeof roundTrips>>) =>
+    `${label}: ${Math.round(r.rps)} round trips/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, DTMA CPU ${Math.round(r.cpuUs)} µs per round trip, RSS ${rssMb(pid).toFixed(1)} MB`;
+  try {
+    const attached: RoundTrips[] = [];
+    for (let i = 0; i < n; i++) {
+      await call("PUT", `/tools/stdio-${i}`, stdioSpec());
+      const { stream } = await client.attach(`stdio-${i}`);
+      open.push(stream);
+      attached.push(new RoundTrips(stream));
+    }
+    await Promise.all(attached.map((a) => a.initialize()));
+    const text = "x".repeat(100);
+    lines.push(
+      row(
+        `attach, ${n} tools x 1 attachment, echo of 100 B`,
+        await roundTrips(pid, attached, seconds, { text }),
+      ),
+    );
+    lines.push(
+      row(
+        `attach, 1 attachment, answers of 256 KiB`,
+        await roundTrips(pid, attached.slice(0, 1), seconds, { bytes: 256 * 1024 }, "big"),
+      ),
+    );
+
+    await call(
+      "PUT",
+      "/tools/lanes",
+      stdioSpec({
+        isolation: "per_session",
+        max_lanes: lanesOpen,
+        resources: { memory_mb: 256, pids: 64 },
+      }),
+    );
+    const lanes: RoundTrips[] = [];
+    for (let i = 0; i < lanesOpen; i++) {
+      const { stream } = await client.openLane("lanes");
+      open.push(stream);
+      lanes.push(new RoundTrips(stream));
+    }
+    await Promise.all(lanes.map((l) => l.initialize()));
+    lines.push(
+      row(
+        `lanes, 1 tool x ${lanesOpen} lanes, echo of 100 B`,
+        await roundTrips(pid, lanes, seconds, { text }),
+      ),
+    );
+  } finally {
+    for (const s of open) s.destroy();
+    client.close();
+  }
+  return lines;
+}
+
 async function main() {
   const entry = path.join(__dirname, "..", "dist", "main.js");
-  const child = spawn(process.execPath, [...NODE_FLAGS, entry], {
+  // `compiled` resolves the workspace packages to their built JavaScript, as in the image.
+  const child = spawn(process.execPath, ["--conditions=compiled", ...NODE_FLAGS, entry], {
     env: {
       ...process.env,
       PORT: String(PORT),
@@ -154,6 +322,10 @@ async function main() {
         `GET /status, ${String(tools).padStart(2)} tools, 10 connections: ${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms`,
       );
     }
+    const afterStatus = rssMb(pid);
+    const attach = (await imageExists(MCP_TOOLS))
+      ? await attachScenario(pid, 4, 3, 10)
+      : [`attach scenario skipped: image ${MCP_TOOLS} is missing (scripts/build-test-images.sh)`];
     const afterLoad = rssMb(pid);
     await sleep(5000);
     const settled = rssMb(pid);
@@ -163,12 +335,12 @@ async function main() {
     );
     console.log(`RSS idle: ${idle.toFixed(1)} MB (target <= 60)`);
     console.log(
-      `RSS after load: ${afterLoad.toFixed(1)} MB, 5 s later ${settled.toFixed(1)} MB (target <= 80)`,
+      `RSS after load: ${afterLoad.toFixed(1)} MB (after /status load ${afterStatus.toFixed(1)} MB), 5 s later ${settled.toFixed(1)} MB (target <= 80)`,
     );
     console.log(
       `deploy latency, median of 8: DTMA ${median(dtma).toFixed(0)} ms, docker run -d ${median(docker).toFixed(0)} ms, ratio ${(median(dtma) / median(docker)).toFixed(2)}x (target <= 1.0)`,
     );
-    for (const line of results) console.log(line);
+    for (const line of [...results, ...attach]) console.log(line);
   } finally {
     child.kill("SIGTERM");
     const { stdout } = await exec("docker", [
