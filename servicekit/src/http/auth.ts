@@ -12,7 +12,8 @@ const MISSING: AuthResult = Object.freeze({ ok: false, reason: "missing" });
 const MALFORMED: AuthResult = Object.freeze({ ok: false, reason: "malformed" });
 const INVALID: AuthResult = Object.freeze({ ok: false, reason: "invalid" });
 
-const BEARER = /^Bearer [\x21-\x7e]+$/;
+// The scheme is case-insensitive (RFC 9110 §11.1); one space, then the token.
+const BEARER = /^bearer [\x21-\x7e]+$/i;
 const PREFIX = "Bearer ".length;
 
 const digest = (s: string): Buffer => hash("sha256", s, "buffer");
