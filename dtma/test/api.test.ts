@@ -49,6 +49,9 @@ describe("DTMA API (in-process, real Docker)", function () {
       ["POST", "/tools/x/restart"],
       ["GET", "/tools/x/logs"],
       ["GET", "/tools/x/wait"],
+      // The upgrade routes, asked without the upgrade: the token still comes first.
+      ["POST", "/tools/x/attach"],
+      ["POST", "/tools/x/lanes"],
       ["GET", "/no-such-route"],
     ];
     for (const [method, path] of routes) {

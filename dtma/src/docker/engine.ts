@@ -254,6 +254,8 @@ export class DockerEngine {
       });
       req.on("timeout", () => req.destroy(new Error(`docker POST ${path} timed out`)));
       req.on("upgrade", (_res, socket: Socket, head: Buffer) => {
+        // The stream may break before its user listens: never an unhandled 'error'.
+        socket.on("error", () => socket.destroy());
         socket.setTimeout(0);
         if (head.length) socket.unshift(head);
         resolve(socket);

@@ -31,7 +31,6 @@ export function bridge(caller: Duplex, head: Buffer, docker: Socket, onGone: Cal
   let reason: EndReason | undefined;
   let left = false;
   caller.on("error", () => caller.destroy());
-  docker.on("error", () => docker.destroy());
   if (caller instanceof Socket) caller.setKeepAlive(true, KEEPALIVE_MS);
 
   const leave = () => {
@@ -52,13 +51,16 @@ export function bridge(caller: Duplex, head: Buffer, docker: Socket, onGone: Cal
   // When the process exits Docker ends the stream: the rest of stdout reaches the caller, then
   // its socket is ended.
   docker.pipe(stdout).pipe(caller);
-  const done = new Promise<EndReason>((resolve) =>
-    docker.once("close", () => {
+  const done = new Promise<EndReason>((resolve) => {
+    const closed = () => {
       reason ??= "tool exited";
       if (!stdout.writableEnded) stdout.end();
       resolve(reason);
-    }),
-  );
+    };
+    // It may have broken while the attachment was being opened.
+    if (docker.closed) closed();
+    else docker.once("close", closed);
+  });
   return {
     done,
     destroy() {
