@@ -110,11 +110,16 @@ export interface ToolboxContainers<S> {
 
 const LOG_OPTS = { "max-size": "10m", "max-file": "3" } as const;
 
-/** A health check that needs nothing but the Node runtime both images already have. */
+/**
+ * A health check that needs nothing but the Node runtime both images already have. It speaks TLS
+ * when the container has TLS material (the backend on a droplet) and skips verifying the
+ * certificate: it sends no token and only asks the process inside its own container for /health.
+ */
 function httpHealthcheck(port: number): ContainerSpec<never>["healthcheck"] {
   const probe =
-    `fetch('http://127.0.0.1:${port}/health')` +
-    ".then(r=>process.exit(r.ok?0:1),()=>process.exit(1))";
+    "require(process.env.TLS_CERT?'node:https':'node:http')" +
+    `.get({host:'127.0.0.1',port:${port},path:'/health',rejectUnauthorized:false,timeout:4000},` +
+    "r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))";
   return {
     test: ["CMD", "node", "-e", probe],
     interval: "15s",

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomUUID, X509Certificate } from "node:crypto";
 import type http from "node:http";
 import type { AddressInfo } from "node:net";
 import { DtmaClient } from "@agentopia-toolboxes/dtma/client";
@@ -122,12 +122,15 @@ export function createApp(deps: AppDeps): App {
     }),
     ...gateway.routes,
   );
-  const server = createHttpServer({
-    router,
-    verifier: new TokenVerifier({ current: config.internalApiSecret }),
-    log,
-    metrics,
-  });
+  const server = createHttpServer(
+    {
+      router,
+      verifier: new TokenVerifier({ current: config.internalApiSecret }),
+      log,
+      metrics,
+    },
+    config.tls,
+  );
   const pruner = setInterval(() => revocations.prune(), 60_000);
   pruner.unref();
 
@@ -141,7 +144,24 @@ export function createApp(deps: AppDeps): App {
         server.listen(config.port, config.host, () => resolve());
       });
       const port = (server.address() as AddressInfo).port;
-      log.info({ port, dtma: config.dtma.url }, "backend listening");
+      if (config.tls) {
+        const cert = new X509Certificate(config.tls.cert);
+        log.info(
+          {
+            port,
+            dtma: config.dtma.url,
+            tls: { subject_alt_names: cert.subjectAltName, valid_to: cert.validTo },
+          },
+          "backend listening (HTTPS only)",
+        );
+        if (Date.parse(cert.validTo) < now())
+          log.error({ valid_to: cert.validTo }, "the TLS certificate has expired");
+      } else {
+        log.warn(
+          { port, dtma: config.dtma.url },
+          "backend listening on plain HTTP: no TLS_CERT/TLS_KEY (tokens cross this port in clear text; only for the local target on loopback)",
+        );
+      }
       registry.start();
       // Servers deployed before a restart are still running: read them now (requests for a server
       // not yet known refresh on their own).

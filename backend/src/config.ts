@@ -12,6 +12,8 @@ import {
   type Env,
   type Parser,
 } from "@agentopia-toolboxes/servicekit/env";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import type { TlsMaterial } from "@agentopia-toolboxes/servicekit/http";
 import type { GatewayLimits } from "./mcp/deps";
 
 export { ConfigError };
@@ -73,9 +75,50 @@ const parsers = {
   SERVER_REFRESH_SECONDS: intIn(1, 3600, 15),
 };
 
+/** PEM text, or the base64 of it (one line: what env files and the Docker API carry safely). */
+function pem(value: string | undefined): string {
+  const v = (value ?? "").trim();
+  if (v === "" || v.startsWith("-----BEGIN")) return v;
+  const decoded = Buffer.from(v, "base64").toString("utf8").trim();
+  return decoded.startsWith("-----BEGIN") ? decoded : v;
+}
+
+/**
+ * `TLS_CERT` and `TLS_KEY` (PEM, or base64 of PEM), both or neither; the key must be the
+ * certificate's.
+ */
+function tlsMaterial(env: Env): TlsMaterial | undefined {
+  const cert = pem(env.TLS_CERT);
+  const key = pem(env.TLS_KEY);
+  if (cert === "" && key === "") return undefined;
+  const bad = (name: string, why: string) =>
+    new ConfigError(`invalid configuration: ${name} ${why}`);
+  if (cert === "") throw bad("TLS_CERT", "is required when TLS_KEY is set");
+  if (key === "") throw bad("TLS_KEY", "is required when TLS_CERT is set");
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch {
+    throw bad("TLS_CERT", "must be a PEM certificate (chain)");
+  }
+  let privateKey;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    // Never the key's text: the error says only what is wrong with it.
+    throw bad("TLS_KEY", "must be an unencrypted PEM private key");
+  }
+  if (!x509.checkPrivateKey(privateKey)) {
+    throw bad("TLS_KEY", "is not the private key of TLS_CERT");
+  }
+  return { cert: `${cert}\n`, key: `${key}\n` };
+}
+
 export interface Config {
   port: number;
   host: string;
+  /** When set, the port speaks only HTTPS with this certificate; otherwise plain HTTP. */
+  tls: TlsMaterial | undefined;
   /** The control plane's bearer token; per-agent tokens are signed with a key derived from it. */
   internalApiSecret: string;
   /** The toolbox-wide agent token (every server). */
@@ -106,6 +149,7 @@ export function loadConfig(env: Env): Config {
   return {
     port: e.PORT,
     host: e.HOST,
+    tls: tlsMaterial(env),
     internalApiSecret: e.INTERNAL_API_SECRET,
     agentGatewayToken: e.AGENT_GATEWAY_TOKEN,
     dtma: { url: e.DTMA_URL, token: e.DTMA_BEARER_TOKEN, timeoutMs: e.DTMA_TIMEOUT_SECONDS * 1000 },

@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import {
+  BACKEND_PORT,
   DOCKER_SOCKET,
   toolboxContainers,
   type ToolboxContainers,
@@ -77,6 +78,8 @@ export async function startToolbox(opts: {
   backendImage?: string;
   /** Backend settings beyond the spec's (e.g. a benchmark lifts the rate limit). */
   backendEnv?: Record<string, string>;
+  /** Secret backend settings beyond the spec's (TLS material): through the env file, never argv. */
+  backendSecretEnv?: Record<string, string>;
 }): Promise<Toolbox> {
   const accountId = `box-${randomBytes(3).toString("hex")}`;
   const tokens = { dtma: token(), backendApi: token(), agentGateway: token() };
@@ -96,7 +99,12 @@ export async function startToolbox(opts: {
     toolCaps: { memoryMb: 256, cpus: 1, pids: 256 },
   });
   Object.assign(specs.backend.env, opts.backendEnv);
+  Object.assign(specs.backend.secretEnv, opts.backendSecretEnv);
   const toolNetwork = specs.networks.find((n) => n.key === "tools")!.name;
+  // With TLS material the backend speaks only HTTPS.
+  const scheme = specs.backend.secretEnv.TLS_CERT ? "https" : "http";
+  const backendUrl = () =>
+    `${scheme}://127.0.0.1:${publishedPort(specs.backend.name, BACKEND_PORT)}`;
   const toolbox: Toolbox = {
     accountId,
     specs,
@@ -106,7 +114,7 @@ export async function startToolbox(opts: {
     async restartBackend() {
       docker(["restart", "-t", "5", specs.backend.name]);
       await waitHealthy(specs.backend.name);
-      toolbox.backendUrl = `http://127.0.0.1:${publishedPort(specs.backend.name, 3000)}`;
+      toolbox.backendUrl = backendUrl();
     },
     remove() {
       // The DTMA's tools carry its scope; the resident containers and networks their names.
@@ -129,7 +137,7 @@ export async function startToolbox(opts: {
     await waitHealthy(specs.dtma.name);
     runSpec(specs.backend);
     await waitHealthy(specs.backend.name);
-    toolbox.backendUrl = `http://127.0.0.1:${publishedPort(specs.backend.name, 3000)}`;
+    toolbox.backendUrl = backendUrl();
     return toolbox;
   } catch (err) {
     toolbox.remove();

@@ -19,4 +19,5 @@ export {
   send,
   type RequestMetrics,
   type ServerDeps,
+  type TlsMaterial,
 } from "./server";

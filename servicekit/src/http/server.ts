@@ -1,4 +1,5 @@
 import http from "node:http";
+import type https from "node:https";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { AuthResult } from "./auth";
@@ -24,13 +25,47 @@ export interface ServerDeps {
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
-export function createHttpServer(deps: ServerDeps): http.Server {
-  const server = http.createServer(
+/** A certificate (chain) and its private key, PEM: the server then speaks only TLS. */
+export interface TlsMaterial {
+  cert: string;
+  key: string;
+}
+
+/**
+ * TLS 1.2 and 1.3 only; for 1.2 only forward-secret AEAD suites (TLS 1.3's are all AEAD and keep
+ * Node's defaults).
+ */
+const TLS12_CIPHERS = [
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+export function createHttpServer(deps: ServerDeps, tls?: TlsMaterial): http.Server {
+  const options: http.ServerOptions = {
     // Only requests meant for an upgrade route are upgrades; any other `Upgrade` header (h2c, a
     // stray websocket) is an ordinary request that gets an ordinary answer.
-    { shouldUpgradeCallback: (req) => deps.router.takesUpgrade(req.method ?? "", req.url ?? "/") },
-    (req, res) => handle(deps, req, res),
-  );
+    shouldUpgradeCallback: (req) => deps.router.takesUpgrade(req.method ?? "", req.url ?? "/"),
+  };
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => handle(deps, req, res);
+  // node:https is loaded only when there is TLS material (it costs memory, decision 0005).
+  const server: http.Server = tls
+    ? // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require("node:https") as typeof https).createServer(
+        {
+          ...options,
+          cert: tls.cert,
+          key: tls.key,
+          minVersion: "TLSv1.2",
+          ciphers: `${TLS12_CIPHERS}:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256`,
+          honorCipherOrder: true,
+        },
+        handler,
+      )
+    : http.createServer(options, handler);
   server.on(
     "upgrade",
     (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
