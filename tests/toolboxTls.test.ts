@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-unsafe-member-access -- tests read JSON answers loosely */
 /**
  * The backend image serving HTTPS, started from its container spec on the real Docker daemon with
  * a certificate signed by a CA generated here (as the platform CA signs each toolbox's): the
