@@ -6,6 +6,7 @@
  * clients of both SDK lines.
  */
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   Client as ClientV2,
   StreamableHTTPClientTransport as TransportV2,
@@ -133,6 +134,105 @@ describe("the droplet in a box: DTMA and backend from their specs, MCP servers t
     assert.equal(status.status, 200);
     assert.equal(status.body!.service, "backend");
     assert.equal(status.body!.dtma.service, "DTMA", "the DTMA's /status comes with one call");
+  });
+
+  it("every route the OpenAPI document lists needs the token, but /health", async () => {
+    const doc = await api("GET", "/openapi.json");
+    const routes = Object.entries(
+      doc.body!.paths as Record<string, Record<string, unknown>>,
+    ).flatMap(([p, methods]) =>
+      Object.keys(methods).map((m) => [m.toUpperCase(), p.replace(/\{[a-z_]+\}/g, "x")]),
+    );
+    assert.ok(routes.length >= 20, `${routes.length} routes documented`);
+    for (const [method, path] of routes) {
+      const res = await fetch(box.backendUrl + path, { method });
+      assert.equal(res.status, path === "/health" ? 200 : 401, `${method} ${path}`);
+    }
+  });
+
+  it("property: malformed input to the control-plane API gets a 4xx naming the field, never a 5xx", async () => {
+    const name = fc.oneof(
+      fc.constantFrom("ok-name", "UPPER", "a..b", "-x", "x".repeat(70), "%2e%2e"),
+      fc.string(),
+    );
+    const body = fc.oneof(
+      fc.jsonValue(),
+      fc.record(
+        {
+          image: fc.oneof(
+            fc.constantFrom("", "UPPER/x", "a..b/x", "host:99999999999/x", BUSYBOX),
+            fc.string(),
+          ),
+          transport: fc.oneof(
+            fc.constantFrom({ type: "stdio" }, { type: "http" }, { type: "http", port: 0 }),
+            fc.jsonValue(),
+          ),
+          network: fc.constantFrom("none", "egress", "bridge", "host"),
+          timeout_seconds: fc.oneof(fc.constantFrom(0, 1, 100000, -1, 1.5), fc.jsonValue()),
+          isolation: fc.constantFrom("shared", "per_session", "weird"),
+          max_lanes: fc.oneof(fc.integer(), fc.jsonValue()),
+          privileged: fc.boolean(),
+        },
+        { requiredKeys: [] },
+      ),
+    );
+    const tokenBody = fc.record(
+      {
+        agent_id: fc.oneof(fc.constantFrom("agent-1", "", "x".repeat(200)), fc.jsonValue()),
+        servers: fc.oneof(fc.constantFrom("*", ["web"], ["BAD NAME"], []), fc.jsonValue()),
+        expires_in_seconds: fc.oneof(fc.integer(), fc.jsonValue()),
+        token_id: fc.oneof(fc.uuid(), fc.string()),
+        issued_before: fc.oneof(
+          fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+          fc.string(),
+        ),
+        revocations: fc.oneof(fc.array(fc.jsonValue(), { maxLength: 3 }), fc.jsonValue()),
+      },
+      { requiredKeys: [] },
+    );
+    const check = (res: { status: number; body?: Json }, what: string) => {
+      assert.ok(res.status < 500, `${what}: ${res.status} ${JSON.stringify(res.body)}`);
+      if (res.status >= 400) assert.equal(typeof res.body?.error, "string", what);
+    };
+    await fc.assert(
+      fc.asyncProperty(name, body, async (n, b) => {
+        const res = await api("PUT", `/v1/servers/${encodeURIComponent(n)}`, b);
+        check(res, `PUT ${n} ${JSON.stringify(b)}`);
+        if (res.status < 300) await api("DELETE", `/v1/servers/${encodeURIComponent(n)}`);
+      }),
+      { numRuns: 150 },
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom("/v1/agent-tokens", "/v1/agent-tokens/revoke"),
+        tokenBody,
+        async (path, b) => {
+          check(await api("POST", path, b), `POST ${path} ${JSON.stringify(b)}`);
+        },
+      ),
+      { numRuns: 150 },
+    );
+    await fc.assert(
+      fc.asyncProperty(tokenBody, async (b) =>
+        check(await api("PUT", "/v1/agent-tokens/revocations", b), "PUT revocations"),
+      ),
+      { numRuns: 50 },
+    );
+    await fc.assert(
+      fc.asyncProperty(name, fc.string(), fc.string(), async (n, tail, since) => {
+        const q = new URLSearchParams({ tail, since });
+        check(
+          await api("GET", `/v1/servers/${encodeURIComponent(n)}/logs?${q.toString()}`),
+          `logs ${n}`,
+        );
+      }),
+      { numRuns: 100 },
+    );
+    // What the properties may have left behind is gone again (no revocation held).
+    assert.equal(
+      (await api("PUT", "/v1/agent-tokens/revocations", { revocations: [] })).status,
+      200,
+    );
   });
 
   it("deploys a stdio, an http and a published stdio server, each ready once it completed an MCP initialize", async () => {
