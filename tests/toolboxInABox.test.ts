@@ -13,6 +13,8 @@ import {
 } from "@modelcontextprotocol/client";
 import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as TransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { AgentTokens } from "../backend/src/auth/agentTokens";
+import { Revocations } from "../backend/src/auth/revocations";
 import { docker, DTMA_TEST_IMAGE } from "./harness/dockerCli";
 import {
   BACKEND_TEST_IMAGE,
@@ -396,7 +398,7 @@ describe("the droplet in a box: DTMA and backend from their specs, MCP servers t
     assert.equal((await api("DELETE", "/v1/servers/private")).status, 204);
   });
 
-  it("a per-agent token sees and calls only its servers; a revoked token gets 401", async () => {
+  it("a per-agent token sees and calls only its servers; an expired or revoked token gets 401", async () => {
     const minted = await api("POST", "/v1/agent-tokens", {
       agent_id: "agent-1",
       servers: ["web"],
@@ -428,6 +430,19 @@ describe("the droplet in a box: DTMA and backend from their specs, MCP servers t
       }),
     });
     assert.equal(other.status, 403);
+    // A token signed with this toolbox's key but already expired (minted with a clock an hour
+    // behind) is refused like an unknown one.
+    const earlier = new AgentTokens(
+      box.tokens.backendApi,
+      new Revocations(),
+      () => Date.now() - 3_600_000,
+    );
+    const expired = await earlier.mint({
+      agentId: "agent-1",
+      servers: ["web"],
+      expiresInSeconds: 600,
+    });
+    await assert.rejects(() => v1("/mcp/web", expired.token), /401|Unauthorized/i);
     const revoked = await api("POST", "/v1/agent-tokens/revoke", {
       token_id: minted.body!.token_id,
     });
