@@ -203,6 +203,11 @@ export async function evaluateProgram(
             ? String(parseInt(createHash("sha256").update(args.name).digest("hex").slice(0, 8), 16))
             : `${args.name}-id`;
         if (args.type === "pulumi:pulumi:StackReference") {
+          // Its `name` is what the pack reads (the platform an account stack belongs to).
+          registered.set(`${args.type}::${args.name}`, {
+            inputs: args.inputs as Record<string, unknown>,
+            secretPaths: [],
+          });
           return {
             id: String((args.inputs as { name?: unknown }).name),
             state: { outputs: opts.stackReferenceOutputs ?? {} },

@@ -1,5 +1,5 @@
 /** Every policy of the pack, in one list that the entry file, the tests and `npm run plan` share. */
-import { containerPolicies } from "./containers";
+import { accountImageDigest, containerPolicies } from "./containers";
 import { dropletPolicies } from "./droplets";
 import { firewallPolicies } from "./firewalls";
 import { toolboxShape } from "./toolboxes";
@@ -10,4 +10,5 @@ export const policies: (ResourcePolicy | StackPolicy)[] = [
   ...firewallPolicies,
   ...containerPolicies,
   toolboxShape,
+  accountImageDigest,
 ];

@@ -6,7 +6,7 @@
 import { CONTENT_ADDRESSED, LABEL_ACCOUNT, LABEL_ROLE } from "@agentopia-toolboxes/contract";
 import { record, records, stackOfUrn, text, texts, type Props } from "./props";
 import { fleetCredentialIn } from "./secretScan";
-import { configOf, type ResourcePolicy } from "./types";
+import { configOf, type ResourcePolicy, type StackPolicy } from "./types";
 
 export const CONTAINER = "docker:index/container:Container";
 export const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
@@ -144,6 +144,44 @@ export const containerImageDigest: ResourcePolicy = {
     const image = text(args.props[field]) ?? "";
     if (!CONTENT_ADDRESSED.test(image)) {
       report(`${field} ${image || "(unset)"} is not pinned by digest (…@sha256:<64 hex>).`);
+    }
+  },
+};
+
+const STACK_REFERENCE = "pulumi:pulumi:StackReference";
+
+/** The image a Container (`image`) or RemoteImage (`name`) names, or undefined for others. */
+function imageOf(type: string, props: Props): { field: string; image: string } | undefined {
+  const field = type === CONTAINER ? "image" : type === REMOTE_IMAGE ? "name" : "";
+  return field === "" ? undefined : { field, image: text(props[field]) ?? "" };
+}
+
+export const accountImageDigest: StackPolicy = {
+  name: "account-stack-image-digest",
+  description:
+    "An account stack whose platform stack (its StackReference) is in pinnedStacks pins every image by digest, like its platform.",
+  enforcementLevel: "mandatory",
+  severity: "high",
+  configSchema: {
+    properties: {
+      pinnedStacks: { type: "array", items: { type: "string" }, default: ["prod"] },
+    },
+  },
+  validateStack: (args, report) => {
+    const { pinnedStacks } = configOf(args, { pinnedStacks: ["prod"] });
+    const platform = args.resources
+      .filter((r) => r.type === STACK_REFERENCE)
+      .map((r) => text(r.props["name"]) ?? "")
+      .find((name) => pinnedStacks.includes(name.split("/").pop() ?? ""));
+    if (platform === undefined) return;
+    for (const r of args.resources) {
+      const named = imageOf(r.type, r.props);
+      if (named !== undefined && !CONTENT_ADDRESSED.test(named.image)) {
+        report(
+          `${r.name}: ${named.field} ${named.image || "(unset)"} is not pinned by digest; its platform ${platform} requires pins.`,
+          r.urn,
+        );
+      }
     }
   },
 };

@@ -5,7 +5,12 @@
  * records each resource's inputs and Pulumi's own serializer names the resources behind them.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { evaluateStack, type EvaluateOptions, type Evaluation } from "../plan/evaluate";
+import {
+  evaluateProgram,
+  evaluateStack,
+  type EvaluateOptions,
+  type Evaluation,
+} from "../plan/evaluate";
 import type { PackResource } from "./runPack";
 
 export interface ProgramEvaluation extends Evaluation {
@@ -27,10 +32,11 @@ export async function evaluateForPack(
   stack: string,
   opts: EvaluateOptions = {},
   mutate?: pulumi.ResourceTransformation,
+  evaluate: (stack: string, opts: EvaluateOptions) => Promise<Evaluation> = evaluateStack,
 ): Promise<ProgramEvaluation> {
   const pending: Promise<[string, Record<string, string[]>]>[] = [];
   const program = opts.program ?? operator;
-  const evaluation = await evaluateStack(stack, {
+  const evaluation = await evaluate(stack, {
     ...opts,
     program: () => {
       if (mutate) pulumi.runtime.registerStackTransformation(mutate);
@@ -67,4 +73,13 @@ export async function evaluateForPack(
     };
   });
   return { ...evaluation, packResources };
+}
+
+/** The same for a stack with no committed file: an account stack, with the config given. */
+export function evaluateConfigForPack(
+  stack: string,
+  config: Record<string, string>,
+  opts: EvaluateOptions = {},
+): Promise<ProgramEvaluation> {
+  return evaluateForPack(stack, opts, undefined, (s, o) => evaluateProgram(s, config, o));
 }

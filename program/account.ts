@@ -7,27 +7,18 @@ import { stackNameFor, type AccountStackOutput } from "@agentopia-toolboxes/cont
 import * as pulumi from "@pulumi/pulumi";
 import { AccountToolbox } from "../components/accountToolbox";
 import {
+  checkAgainstProfile,
   parseAccountConfig,
   pulumiConfigSource,
   type AccountConfig,
   type AccountSecrets,
 } from "./config";
 
-/** Exactly the contract's output names (ACCOUNT_STACK_OUTPUTS): what the service stores. */
-export interface AccountStackOutputs extends Record<AccountStackOutput, pulumi.Output<unknown>> {
-  dropletId: pulumi.Output<string | undefined>;
-  dropletName: pulumi.Output<string | undefined>;
-  dropletUrn: pulumi.Output<string | undefined>;
-  ipv4: pulumi.Output<string | undefined>;
-  ipv6: pulumi.Output<string | undefined>;
-  backendUrl: pulumi.Output<string>;
-  dtmaToken: pulumi.Output<string>;
-  dtmaTokenPrevious: pulumi.Output<string>;
-  backendApiToken: pulumi.Output<string>;
-  agentGatewayToken: pulumi.Output<string>;
-}
+/** The contract's output names (ACCOUNT_STACK_OUTPUTS); the droplet's only where there is one. */
+export type AccountStackOutputs = Partial<Record<AccountStackOutput, pulumi.Output<unknown>>>;
 
-export function accountToolbox(cfg: AccountConfig): AccountToolbox {
+/** The toolbox of one account: on DigitalOcean inside its environment's platform and profile. */
+export async function accountToolbox(cfg: AccountConfig): Promise<AccountToolbox> {
   const common = {
     accountId: cfg.accountId,
     target: cfg.target,
@@ -44,18 +35,30 @@ export function accountToolbox(cfg: AccountConfig): AccountToolbox {
       localBackendPort: cfg.localBackendPort,
     });
   }
-  const platform = new pulumi.StackReference("platform", { name: cfg.platformStack! });
+  const platformStack = cfg.platformStack!;
+  const platform = new pulumi.StackReference("platform", { name: platformStack });
+  // Plain values: they shape the container specs and the droplet, not just resource inputs.
+  const profile = checkAgainstProfile(
+    cfg,
+    platformStack,
+    (await platform.getOutputDetails("toolboxProfile")).value,
+  );
   const text = (key: string) => platform.requireOutput(key).apply(String);
+  const dnsZone = cfg.dnsZone ?? profile.dnsZone;
   return new AccountToolbox(name, {
     ...common,
     region: cfg.region,
     size: cfg.size,
+    image: profile.dropletImage,
+    backups: profile.backups,
+    dtmaMemoryMb: profile.dtmaMemoryMb,
+    backendMemoryMb: profile.backendMemoryMb,
+    swapMb: profile.swapMb,
+    toolCaps: profile.toolCaps,
     vpcId: platform.requireOutput("vpcIds").apply((ids: Record<string, string>) => {
       const id = ids[cfg.region];
       if (id === undefined) {
-        throw new Error(
-          `region: the platform stack ${cfg.platformStack} has no VPC in ${cfg.region}`,
-        );
+        throw new Error(`region: the platform stack ${platformStack} has no VPC in ${cfg.region}`);
       }
       return id;
     }),
@@ -66,7 +69,7 @@ export function accountToolbox(cfg: AccountConfig): AccountToolbox {
     controlPlaneCidrs: cfg.controlPlaneCidrs,
     tags: [text("environmentTag")],
     reservedIp: cfg.reservedIp,
-    dnsZone: cfg.dnsZone,
+    dnsZone,
     sshStateDir: cfg.sshStateDir,
   });
 }
@@ -75,19 +78,25 @@ export function accountToolbox(cfg: AccountConfig): AccountToolbox {
  * The inline program the automation service runs, in its own process: settings come from stack
  * config, secrets through this argument (never config, whose values travel on a command line).
  */
-export function accountProgram(secrets: AccountSecrets = {}): Promise<AccountStackOutputs> {
+export async function accountProgram(secrets: AccountSecrets = {}): Promise<AccountStackOutputs> {
   const cfg = parseAccountConfig(pulumiConfigSource(), secrets);
-  const toolbox = accountToolbox(cfg);
-  return Promise.resolve({
-    dropletId: toolbox.dropletId,
-    dropletName: toolbox.dropletName,
-    dropletUrn: toolbox.dropletUrn,
-    ipv4: toolbox.ipv4,
-    ipv6: toolbox.ipv6,
+  const toolbox = await accountToolbox(cfg);
+  const droplet =
+    cfg.target === "digitalocean"
+      ? {
+          dropletId: toolbox.dropletId,
+          dropletName: toolbox.dropletName,
+          dropletUrn: toolbox.dropletUrn,
+          ipv4: toolbox.ipv4,
+          ipv6: toolbox.ipv6,
+        }
+      : {};
+  return {
+    ...droplet,
     backendUrl: toolbox.backendUrl,
     dtmaToken: toolbox.dtmaToken,
     dtmaTokenPrevious: toolbox.dtmaTokenPrevious,
     backendApiToken: toolbox.backendApiToken,
     agentGatewayToken: toolbox.agentGatewayToken,
-  });
+  };
 }

@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import {
   ACCOUNT_ID_PATTERN,
   ACCOUNT_ID_RULE,
+  ALLOWED_SIZES,
   CONFIG_NAMESPACE,
   controlPlaneCidrProblem,
   DIGEST_PIN_RULE,
@@ -17,6 +18,7 @@ import {
   IMAGE_REFERENCE_RULE,
   REGIONS,
   SIZES,
+  type ToolboxProfile,
 } from "@agentopia-toolboxes/contract";
 import { z } from "zod";
 import { TOOLBOX_DEFAULTS } from "../components/defaults";
@@ -65,6 +67,11 @@ const operatorSchema = z
     target: target.default(DEFAULTS.target),
     regions: z.array(region).min(1, "must list at least one region").default([DEFAULTS.region]),
     defaultSize: size.default(DEFAULTS.size),
+    /** Sizes the environment's toolboxes may have (exported in its toolbox profile). */
+    sizes: z
+      .array(size)
+      .min(1, "must list at least one size")
+      .default([...ALLOWED_SIZES]),
     dropletImage: z.string().min(1).default(DEFAULTS.dropletImage),
     backups: z.boolean().default(DEFAULTS.backups),
     controlPlaneCidrs: controlPlaneCidrs.optional(),
@@ -102,6 +109,13 @@ const operatorSchema = z
         });
       }
       seen.add(t.accountId);
+      if (t.size !== undefined && !cfg.sizes.includes(t.size)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["toolboxes", i, "size"],
+          message: `must be one of the environment's sizes (${cfg.sizes.join(", ")})`,
+        });
+      }
       if (t.region !== undefined && !cfg.regions.includes(t.region)) {
         ctx.addIssue({
           code: "custom",
@@ -120,6 +134,13 @@ const operatorSchema = z
           });
         }
       }
+    }
+    if (!cfg.sizes.includes(cfg.defaultSize)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["defaultSize"],
+        message: `must be one of the environment's sizes (${cfg.sizes.join(", ")})`,
+      });
     }
     if (cfg.target === "local" && cfg.toolboxes.length > 1) {
       ctx.addIssue({
@@ -273,6 +294,7 @@ const OPERATOR_STRING_KEYS = [
 ] as const;
 const OPERATOR_JSON_KEYS = [
   "regions",
+  "sizes",
   "backups",
   "controlPlaneCidrs",
   "images",
@@ -358,4 +380,75 @@ export function parseAccountConfig(
     );
   }
   return cfg;
+}
+
+const profileSchema = z.object({
+  regions: z.array(region).min(1),
+  sizes: z.array(size).min(1),
+  dropletImage: z.string().min(1),
+  backups: z.boolean(),
+  dtmaMemoryMb: z.number().int().min(96).max(1024),
+  backendMemoryMb: z.number().int().min(96).max(1024),
+  swapMb: z.number().int().min(0).max(8192),
+  toolCaps: z.object({
+    memoryMb: z.number().int().min(16).max(8192),
+    cpus: z.number().positive().max(8),
+    pids: z.number().int().min(16).max(4096),
+  }),
+  dnsZone: domain.optional(),
+  requireDigestPins: z.boolean(),
+});
+
+/** The environment's profile, as the operator program exports it for account stacks. */
+export function toolboxProfileOf(cfg: OperatorConfig): ToolboxProfile {
+  return {
+    regions: cfg.regions,
+    sizes: cfg.sizes,
+    dropletImage: cfg.dropletImage,
+    backups: cfg.backups,
+    dtmaMemoryMb: cfg.dtmaMemoryMb,
+    backendMemoryMb: cfg.backendMemoryMb,
+    swapMb: cfg.swapMb,
+    toolCaps: cfg.toolCaps,
+    ...(cfg.dnsZone !== undefined ? { dnsZone: cfg.dnsZone } : {}),
+    requireDigestPins: cfg.requireDigestPins,
+  };
+}
+
+/**
+ * Checks an account stack against its platform's profile: a malformed profile, a region or size
+ * the environment does not offer, or unpinned images where pins are required stop the program
+ * with one line naming the key.
+ */
+export function checkAgainstProfile(
+  cfg: AccountConfig,
+  platformStack: string,
+  value: unknown,
+): ToolboxProfile {
+  const result = profileSchema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new ConfigError(
+      `${CONFIG_NAMESPACE}:platformStack: ${platformStack} exports no valid toolboxProfile (${issue.path.join(".")}: ${issue.message}); run pulumi up on it`,
+    );
+  }
+  const profile = result.data;
+  const lines: string[] = [];
+  if (!profile.regions.includes(cfg.region)) {
+    lines.push(`${CONFIG_NAMESPACE}:region: ${platformStack} offers ${profile.regions.join(", ")}`);
+  }
+  if (!profile.sizes.includes(cfg.size)) {
+    lines.push(`${CONFIG_NAMESPACE}:size: ${platformStack} offers ${profile.sizes.join(", ")}`);
+  }
+  if (profile.requireDigestPins) {
+    for (const key of ["dtmaImage", "backendImage"] as const) {
+      if (!DIGEST_PINNED.test(cfg[key])) {
+        lines.push(
+          `${CONFIG_NAMESPACE}:${key}: ${DIGEST_PIN_RULE} (${platformStack} requires pins)`,
+        );
+      }
+    }
+  }
+  if (lines.length > 0) throw new ConfigError(lines.join("\n"));
+  return profile;
 }

@@ -6,7 +6,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AccountToolbox } from "../components/accountToolbox";
 import { ToolboxPlatform } from "../components/platform";
-import { parseOperatorConfig, pulumiConfigSource, type OperatorConfig } from "./config";
+import type { ToolboxProfile } from "@agentopia-toolboxes/contract";
+import {
+  parseOperatorConfig,
+  pulumiConfigSource,
+  toolboxProfileOf,
+  type OperatorConfig,
+} from "./config";
 
 export interface OperatorOutputs {
   environment: string;
@@ -16,6 +22,8 @@ export interface OperatorOutputs {
   sshPublicKey?: pulumi.Output<string>;
   environmentTag?: string;
   dnsZone?: pulumi.Output<string>;
+  /** What account stacks of this environment read (program/account.ts). */
+  toolboxProfile?: ToolboxProfile;
   toolboxes: Record<string, Record<string, pulumi.Output<string | undefined>>>;
 }
 
@@ -39,6 +47,7 @@ export function operatorProgram(
       sshKeyFingerprint: platform.sshKeyFingerprint,
       sshPublicKey: platform.sshPublicKey,
       environmentTag: platform.environmentTag,
+      toolboxProfile: toolboxProfileOf(cfg),
     });
     if (cfg.dnsZone) outputs.dnsZone = platform.dnsZone.apply((z) => z!);
   }

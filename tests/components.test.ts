@@ -207,6 +207,18 @@ describe("AccountToolbox contracts under mocks", function () {
   });
 });
 
+/** A platform's profile as the operator program exports it (program/config.ts). */
+const PROFILE = {
+  sizes: ["s-1vcpu-512mb-10gb"],
+  dropletImage: "ubuntu-24-04-x64",
+  backups: false,
+  dtmaMemoryMb: 160,
+  backendMemoryMb: 192,
+  swapMb: 1024,
+  toolCaps: { memoryMb: 256, cpus: 1, pids: 256 },
+  requireDigestPins: false,
+};
+
 describe("account program (what the automation service runs)", function () {
   const base = {
     accountId: "7f0c2a52-54a4-4c51-9a4e-2f1f0e3b9a10",
@@ -231,6 +243,7 @@ describe("account program (what the automation service runs)", function () {
       {
         program: () => load({ sshPrivateKey: testKeyPair().privateKey }),
         stackReferenceOutputs: {
+          toolboxProfile: { ...PROFILE, regions: Object.keys(vpcIds).concat(region) },
           vpcIds,
           projectId: "proj-1",
           sshKeyFingerprint: "fp",

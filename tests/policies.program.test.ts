@@ -64,7 +64,11 @@ const BREAKS: Break[] = [
   },
   // Regions and sizes the config schema accepts but the pack's defaults do not.
   { policy: "droplet-allowed-region", stack: "dev", config: { regions: '["nyc1"]' } },
-  { policy: "droplet-allowed-size", stack: "dev", config: { defaultSize: "s-4vcpu-8gb" } },
+  {
+    policy: "droplet-allowed-size",
+    stack: "dev",
+    config: { defaultSize: "s-4vcpu-8gb", sizes: '["s-1vcpu-512mb-10gb","s-4vcpu-8gb"]' },
+  },
   {
     policy: "droplet-toolbox-tags",
     stack: "dev",
@@ -205,7 +209,11 @@ describe("policies: the pack against the program under mocks", function () {
       BREAKS.map((b) => b.policy)
         .filter((p) => p !== "secret-inputs-are-secrets")
         .sort(),
-      policies.map((p) => p.name).sort(),
+      // Account stacks only (a StackReference to a pinned platform): tests/serviceStackContract.test.ts.
+      policies
+        .map((p) => p.name)
+        .filter((p) => p !== "account-stack-image-digest")
+        .sort(),
     );
   });
 

@@ -5,6 +5,8 @@ import {
   controlPlaneCidrProblem,
   DEFAULT_REGION,
   DEFAULT_SIZE,
+  DIGEST_PIN_RULE,
+  DIGEST_PINNED,
   IMAGE_REFERENCE,
   IMAGE_REFERENCE_RULE,
   REGIONS,
@@ -102,6 +104,7 @@ const envSchema = z
     BACKEND_IMAGE: image,
     ALLOWED_REGIONS: optionalString.pipe(jsonList('["nyc3", "fra1"]', oneOf(REGIONS)).optional()),
     ALLOWED_SIZES: optionalString.pipe(jsonList('["s-1vcpu-1gb"]', oneOf(SIZES)).optional()),
+    REQUIRE_DIGEST_PINS: z.enum(["0", "1"]).default("0"),
     DEFAULT_REGION: optionalString,
     DEFAULT_SIZE: optionalString,
     LOG_LEVEL: z
@@ -140,6 +143,19 @@ const envSchema = z
             code: "custom",
             path: [name],
             message: "is required when TOOLBOX_TARGET=digitalocean",
+          });
+        }
+      }
+    }
+    // The platform's profile says whether its environment requires pins (prod does).
+    if (env.REQUIRE_DIGEST_PINS === "1") {
+      for (const name of ["DTMA_IMAGE", "BACKEND_IMAGE"] as const) {
+        const value = env[name];
+        if (value !== undefined && !DIGEST_PINNED.test(value)) {
+          ctx.addIssue({
+            code: "custom",
+            path: [name],
+            message: `${DIGEST_PIN_RULE} because REQUIRE_DIGEST_PINS=1`,
           });
         }
       }

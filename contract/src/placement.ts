@@ -64,3 +64,25 @@ export function isRegion(value: string): value is Region {
 export function isSize(value: string): value is Size {
   return (SIZES as readonly string[]).includes(value);
 }
+
+/**
+ * What an environment's platform stack exports for its toolboxes (output `toolboxProfile`), so a
+ * user's toolbox in prod is a prod toolbox: the account program reads it through the platform's
+ * StackReference instead of restating the environment.
+ */
+export interface ToolboxProfile {
+  /** Regions with a platform VPC. */
+  regions: string[];
+  /** Sizes the environment offers. */
+  sizes: string[];
+  dropletImage: string;
+  backups: boolean;
+  dtmaMemoryMb: number;
+  backendMemoryMb: number;
+  swapMb: number;
+  toolCaps: { memoryMb: number; cpus: number; pids: number };
+  /** Toolboxes get `<accountId>.<zone>` when set. */
+  dnsZone?: string;
+  /** Images must be pinned by digest. */
+  requireDigestPins: boolean;
+}
