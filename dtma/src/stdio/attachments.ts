@@ -167,6 +167,8 @@ function checkUpgrade(req: IncomingMessage): void {
       "upgrade_required",
       `this route takes Upgrade: ${STDIO_UPGRADE}`,
       "upgrade",
+      undefined,
+      { upgrade: STDIO_UPGRADE, connection: "Upgrade" },
     );
   }
 }

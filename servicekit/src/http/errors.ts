@@ -15,6 +15,8 @@ export class HttpError extends Error {
     message: string,
     readonly field?: string,
     readonly details?: Record<string, unknown>,
+    /** Headers the answer carries besides the JSON body's (Allow, Retry-After, Upgrade). */
+    readonly headers?: Readonly<Record<string, string>>,
   ) {
     super(message);
   }
@@ -26,5 +28,19 @@ export class HttpError extends Error {
       message: this.message,
       ...(this.field ? { field: this.field } : {}),
     };
+  }
+}
+
+/** 405: the path exists for other methods, named in `Allow`. */
+export class MethodNotAllowed extends HttpError {
+  constructor(
+    method: string,
+    readonly allowed: readonly string[],
+    /** Every route of the path is public (health): the refusal needs no token either. */
+    readonly publicPath: boolean,
+  ) {
+    super(405, "method_not_allowed", `${method} is not allowed here`, undefined, undefined, {
+      allow: allowed.join(", "),
+    });
   }
 }

@@ -1,5 +1,6 @@
 export { TokenVerifier, type AuthResult } from "./auth";
-export { HttpError, type ErrorBody } from "./errors";
+export { HttpError, MethodNotAllowed, type ErrorBody } from "./errors";
+export { parseTarget, type Target } from "./target";
 export {
   preparedReply,
   Router,

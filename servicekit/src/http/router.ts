@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import { HttpError } from "./errors";
+import { HttpError, MethodNotAllowed } from "./errors";
+import { parseTarget } from "./target";
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -33,6 +34,8 @@ export interface Reply {
   headers?: Readonly<Record<string, string>>;
   /** Strong validator of the body: a request whose If-None-Match names it gets a 304. */
   etag?: string;
+  /** Headers sent besides those servicekit computes for a body (Allow, Retry-After, Upgrade). */
+  extraHeaders?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -69,6 +72,16 @@ export interface Route {
   handler?: (ctx: RequestContext) => Promise<Reply | void> | Reply;
   /** Set instead of `handler` on a route that takes an HTTP upgrade. */
   upgrade?: (ctx: UpgradeContext) => Promise<void> | void;
+  /** The protocol an upgrade route takes: named in `Upgrade` of the 426 a plain request gets. */
+  protocol?: string;
+}
+
+/**
+ * A GET route also answers HEAD (node:http leaves the body out) unless its handler checks the
+ * caller itself: such a route (a stream, the MCP endpoints) decides what HEAD means by adding it.
+ */
+function answersHead(route: Route): boolean {
+  return route.method === "GET" && route.handler !== undefined && route.auth !== "handler";
 }
 
 export interface Compiled extends Route {
@@ -105,31 +118,45 @@ export class Router {
    * undefined: then `match` on the parsed pathname decides (404, 405, parameters).
    */
   exact(method: string, rawUrl: string): Compiled | undefined {
-    return this.fixed.get(rawUrl)?.get(method);
+    const byMethod = this.fixed.get(rawUrl);
+    const route = byMethod?.get(method);
+    if (route || method !== "HEAD") return route;
+    const get = byMethod?.get("GET");
+    return get && answersHead(get) ? get : undefined;
   }
 
   /** Whether a request for this target is meant for an upgrade route (read before the upgrade). */
   takesUpgrade(method: string, rawUrl: string): boolean {
+    const target = parseTarget(rawUrl);
+    if (!target) return false;
     try {
-      const pathname = new URL(rawUrl, "http://x").pathname;
-      return this.match(method, pathname).route.upgrade !== undefined;
+      return this.match(method, target.pathname).route.upgrade !== undefined;
     } catch {
       return false;
     }
   }
 
-  /** The route for a request, its path parameters, or an HttpError (404, 405, 400). */
+  /**
+   * The route for a request, its path parameters, or an HttpError: 404, 400 (a parameter's
+   * percent-encoding), 405 naming the allowed methods. HEAD is answered by the GET route.
+   */
   match(method: string, pathname: string): { route: Compiled; params: Record<string, string> } {
     const parts = pathname.split("/").slice(1);
-    let pathMatched = false;
+    const allowed: string[] = [];
+    let publicPath = true;
+    let head: { route: Compiled; params: Record<string, string> } | undefined;
     for (const route of this.routes) {
       const params = matchSegments(route.segments, parts);
       if (!params) continue;
-      pathMatched = true;
       if (route.method === method) return { route, params };
+      const headToo = answersHead(route);
+      if (method === "HEAD" && headToo) head ??= { route, params };
+      for (const m of headToo ? [route.method, "HEAD"] : [route.method])
+        if (!allowed.includes(m)) allowed.push(m);
+      if (route.auth !== "none") publicPath = false;
     }
-    if (pathMatched)
-      throw new HttpError(405, "method_not_allowed", `${method} is not allowed here`);
+    if (head) return head;
+    if (allowed.length) throw new MethodNotAllowed(method, allowed, publicPath);
     throw new HttpError(404, "not_found", "no such route");
   }
 }

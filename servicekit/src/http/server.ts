@@ -3,8 +3,9 @@ import type https from "node:https";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { AuthResult } from "./auth";
-import { HttpError } from "./errors";
+import { HttpError, MethodNotAllowed } from "./errors";
 import type { Reply, RequestContext, Router } from "./router";
+import { parseTarget, type Target } from "./target";
 
 export const BODY_LIMIT_BYTES = 128 * 1024;
 
@@ -157,21 +158,32 @@ async function handleParsed(
   let routeLabel = "unmatched";
   let reply: Answer;
   try {
-    const url = new URL(req.url ?? "/", "http://localhost");
+    // A target no route can have is refused before auth: the answer is the same for every one.
+    const target = requestTarget(req);
     let matched: ReturnType<Router["match"]> | undefined;
     let unmatched: unknown;
     try {
-      matched = deps.router.match(method, url.pathname);
+      matched = deps.router.match(method, target.pathname);
       // An upgrade route asked for without the upgrade.
       if (!matched.route.handler) {
-        unmatched = new HttpError(426, "upgrade_required", "this route takes an HTTP upgrade");
+        const protocol = matched.route.protocol;
+        unmatched = new HttpError(
+          426,
+          "upgrade_required",
+          `this route takes an HTTP upgrade${protocol ? ` (Upgrade: ${protocol})` : ""}`,
+          undefined,
+          undefined,
+          protocol ? { upgrade: protocol, connection: "Upgrade" } : undefined,
+        );
         matched = undefined;
       }
     } catch (err) {
       unmatched = err;
     }
-    // Unknown routes need the token too: an anonymous caller learns nothing about the API.
-    const auth = matched?.route.auth ?? "token";
+    // Unknown routes need the token too: an anonymous caller learns nothing about the API. A
+    // wrong method on a public path (DELETE /health) is no secret.
+    const publicRefusal = unmatched instanceof MethodNotAllowed && unmatched.publicPath;
+    const auth = matched?.route.auth ?? (publicRefusal ? "none" : "token");
     if (auth === "token") authenticate(deps, req, matched?.route.path ?? routeLabel);
     if (!matched) throw unmatched;
     const { route, params } = matched;
@@ -179,7 +191,8 @@ async function handleParsed(
     const body = route.body
       ? await readJson(req, route.bodyLimitBytes ?? deps.bodyLimitBytes ?? BODY_LIMIT_BYTES)
       : undefined;
-    reply = await route.handler!(new Context(req, res, params, body, url.searchParams));
+    const query = new URLSearchParams(target.search);
+    reply = await route.handler!(new Context(req, res, params, body, query));
   } catch (err) {
     reply = errorReply(deps.log, err, method, routeLabel);
   }
@@ -224,6 +237,18 @@ function finish(
       "request",
     );
   }
+}
+
+/** The request's path and query; 400 naming `target` when it is neither form HTTP allows. */
+function requestTarget(req: http.IncomingMessage): Target {
+  const target = parseTarget(req.url ?? "/");
+  if (target) return target;
+  throw new HttpError(
+    400,
+    "invalid_target",
+    "the request target must be a path or an absolute http(s) URL",
+    "target",
+  );
 }
 
 function authenticate(deps: ServerDeps, req: http.IncomingMessage, route: string): void {
@@ -296,11 +321,13 @@ async function handleUpgrade(
   let routeLabel = "unmatched";
   socket.on("error", () => socket.destroy());
   try {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const { route, params } = deps.router.match(method, url.pathname);
+    // Only targets a route takes are upgrades (shouldUpgradeCallback), so this parses.
+    const target = requestTarget(req);
+    const { route, params } = deps.router.match(method, target.pathname);
     routeLabel = route.path;
     if ((route.auth ?? "token") === "token") authenticate(deps, req, route.path);
-    await route.upgrade!({ req, params, query: url.searchParams, socket, head });
+    const query = new URLSearchParams(target.search);
+    await route.upgrade!({ req, params, query, socket, head });
     deps.metrics.recordRequest(method, routeLabel, 101, (performance.now() - started) / 1000);
   } catch (err) {
     const reply = errorReply(deps.log, err, method, routeLabel);
@@ -319,15 +346,24 @@ async function handleUpgrade(
 export function refuseUpgrade(socket: Duplex, reply: Reply): void {
   if (socket.destroyed) return;
   const payload = JSON.stringify(reply.body ?? {});
+  let extra = "";
+  for (const [k, v] of Object.entries(reply.extraHeaders ?? {}))
+    if (k !== "connection") extra += `${k}: ${v}\r\n`;
   socket.end(
     `HTTP/1.1 ${reply.status} ${http.STATUS_CODES[reply.status] ?? "Error"}\r\n` +
       `content-type: ${JSON_TYPE}\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` +
-      `cache-control: no-store\r\nconnection: close\r\n\r\n${payload}`,
+      `cache-control: no-store\r\n${extra}connection: close\r\n\r\n${payload}`,
   );
 }
 
 export function errorReply(log: Logger, err: unknown, method: string, route: string): Reply {
-  if (err instanceof HttpError) return { status: err.status, body: err.toJSON() };
+  if (err instanceof HttpError) {
+    return {
+      status: err.status,
+      body: err.toJSON(),
+      ...(err.headers ? { extraHeaders: err.headers } : {}),
+    };
+  }
   log.error({ err, method, route }, "request failed");
   return { status: 500, body: { error: "internal", message: "internal error (logged)" } };
 }
@@ -346,12 +382,13 @@ export function send(req: http.IncomingMessage, res: http.ServerResponse, reply:
     return reply.status;
   }
   if (reply.body === undefined) {
-    res.writeHead(reply.status).end();
+    res.writeHead(reply.status, reply.extraHeaders).end();
     return reply.status;
   }
   const raw = Buffer.isBuffer(reply.body) || typeof reply.body === "string";
   const payload = raw ? (reply.body as Buffer | string) : JSON.stringify(reply.body);
   res.writeHead(reply.status, {
+    ...reply.extraHeaders,
     "content-type": reply.contentType ?? JSON_TYPE,
     "content-length": Buffer.byteLength(payload),
     "cache-control": "no-store",
