@@ -40,7 +40,8 @@ export interface App {
 
 export function createApp(deps: AppDeps): App {
   const { config, log, version } = deps;
-  const docker = deps.docker ?? new DockerEngine(config.dockerSocket);
+  const docker =
+    deps.docker ?? new DockerEngine(config.dockerSocket, { maxPulls: config.pulls.max });
   const metrics = new Metrics();
   const tools = new ToolManager({
     docker,
@@ -48,6 +49,8 @@ export function createApp(deps: AppDeps): App {
     scope: config.scope,
     toolNetwork: config.toolNetwork,
     caps: config.caps,
+    registries: config.registries,
+    pullTimeoutMs: config.pulls.timeoutMs,
     onChange: () => void sampler.refresh(),
   });
   const stdio = new StdioAttachments({ docker, tools, log, maxLanes: config.caps.lanes });

@@ -10,9 +10,12 @@ import {
   matching,
   optionalToken,
   parseEnv,
+  read,
   token,
   type Env,
 } from "@agentopia-toolboxes/servicekit/env";
+
+import { DEFAULT_REGISTRIES, RegistryAllowList } from "./tools/image";
 
 export { ConfigError };
 
@@ -40,6 +43,19 @@ const parsers = {
   DTMA_STATUS_REFRESH_SECONDS: intIn(1, 300, 5),
   LOG_LEVEL: logLevel,
   DOCKER_SOCKET: matching(/^\//, "must be an absolute path", "/var/run/docker.sock"),
+  DTMA_REGISTRIES: (env: Env, name: string): RegistryAllowList => {
+    let list: RegistryAllowList | undefined;
+    let problem = "";
+    try {
+      list = new RegistryAllowList(read(env, name, DEFAULT_REGISTRIES));
+    } catch (err) {
+      problem = (err as Error).message;
+    }
+    check(list !== undefined, problem);
+    return list!;
+  },
+  DTMA_MAX_CONCURRENT_PULLS: intIn(1, 16, 2),
+  DTMA_PULL_TIMEOUT_SECONDS: intIn(1, 3600, 300),
   DTMA_SCOPE: matching(/^[a-z0-9][a-z0-9-]{0,30}$/, "must be a short lowercase label", "default"),
 };
 
@@ -55,6 +71,10 @@ export interface Config {
   statusRefreshMs: number;
   logLevel: string;
   dockerSocket: string;
+  /** Registries tools may be pulled from (DTMA_REGISTRIES). */
+  registries: RegistryAllowList;
+  /** Pulls run in their own pool of Docker connections, each within a deadline. */
+  pulls: { max: number; timeoutMs: number };
   /** Separates several DTMAs on one daemon (tests); "default" in production. */
   scope: string;
 }
@@ -77,6 +97,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     statusRefreshMs: e.DTMA_STATUS_REFRESH_SECONDS * 1000,
     logLevel: e.LOG_LEVEL,
     dockerSocket: e.DOCKER_SOCKET,
+    registries: e.DTMA_REGISTRIES,
+    pulls: { max: e.DTMA_MAX_CONCURRENT_PULLS, timeoutMs: e.DTMA_PULL_TIMEOUT_SECONDS * 1000 },
     scope: e.DTMA_SCOPE,
   };
 }

@@ -18,6 +18,8 @@ describe("config", () => {
     assert.equal(c.logLevel, "info");
     assert.equal(c.dockerSocket, "/var/run/docker.sock");
     assert.equal(c.tokens.previous, undefined);
+    assert.deepEqual(c.pulls, { max: 2, timeoutMs: 300_000 });
+    assert.equal(c.registries.refusal({ host: "ghcr.io", port: undefined }), undefined);
   });
 
   it("treats an empty previous token as none and accepts a real one", () => {
@@ -51,6 +53,11 @@ describe("config", () => {
     [{ ...base, DTMA_MAX_LANES_PER_TOOL: "33" }, /DTMA_MAX_LANES_PER_TOOL must be at most 32/],
     [{ ...base, LOG_LEVEL: "loud" }, /LOG_LEVEL/],
     [{ ...base, DOCKER_SOCKET: "docker.sock" }, /DOCKER_SOCKET must be an absolute path/],
+    [{ ...base, DTMA_REGISTRIES: "ghcr.io,not a host" }, /DTMA_REGISTRIES entries are host/],
+    [{ ...base, DTMA_REGISTRIES: "*.com*" }, /DTMA_REGISTRIES entries are host/],
+    [{ ...base, DTMA_REGISTRIES: "10.0.0.0/33" }, /DTMA_REGISTRIES entries are host/],
+    [{ ...base, DTMA_MAX_CONCURRENT_PULLS: "0" }, /DTMA_MAX_CONCURRENT_PULLS must be at least 1/],
+    [{ ...base, DTMA_PULL_TIMEOUT_SECONDS: "0" }, /DTMA_PULL_TIMEOUT_SECONDS must be at least 1/],
   ];
   for (const [env, pattern] of bad) {
     it(`stops with one clear line: ${pattern.source}`, () => {

@@ -8,6 +8,7 @@ import { createApp } from "../src/app";
 import { DtmaClient } from "../src/client";
 import type { Config } from "../src/config";
 import { createLogger } from "../src/log";
+import { DEFAULT_REGISTRIES, RegistryAllowList } from "../src/tools/image";
 
 export const exec = promisify(execFile);
 
@@ -35,6 +36,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     statusRefreshMs: 60_000,
     logLevel: process.env.TEST_LOG_LEVEL ?? "silent",
     dockerSocket: SOCKET,
+    registries: new RegistryAllowList(DEFAULT_REGISTRIES),
+    pulls: { max: 2, timeoutMs: 300_000 },
     scope: SCOPE,
     ...overrides,
   };

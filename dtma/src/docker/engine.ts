@@ -1,5 +1,6 @@
 import http from "node:http";
 import type { Socket } from "node:net";
+import { StringDecoder } from "node:string_decoder";
 
 // A small client for the Docker Engine API over its unix socket. dockerode (with ssh2 and
 // docker-modem) costs ~28 MB of resident memory on Node 24; this needs node:http only
@@ -19,8 +20,16 @@ export class DockerError extends Error {
 export interface RequestOptions {
   body?: unknown;
   headers?: Record<string, string>;
+  /** Idle time of the socket before the request is abandoned. */
   timeoutMs?: number;
+  /** Ends the request when aborted (the daemon cancels what it was doing for it). */
+  signal?: AbortSignal;
+  /** Default: the API's keep-alive pool. */
+  agent?: http.Agent;
 }
+
+/** A pull that did not finish within its deadline. */
+export class PullTimeout extends Error {}
 
 export interface ContainerSummary {
   Id: string;
@@ -54,13 +63,26 @@ export interface ContainerInspect {
   NetworkSettings: { Networks: Record<string, unknown> };
 }
 
+export interface DockerEngineOptions {
+  /** Pulls at once, on connections of their own (default 2): the API's pool never waits on a registry. */
+  maxPulls?: number;
+}
+
 export class DockerEngine {
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  /** Pulls wait here for one of their own connections, never for the API's. */
+  private readonly pullAgent: http.Agent;
 
-  constructor(private readonly socketPath: string) {}
+  constructor(
+    private readonly socketPath: string,
+    opts: DockerEngineOptions = {},
+  ) {
+    this.pullAgent = new http.Agent({ keepAlive: false, maxSockets: opts.maxPulls ?? 2 });
+  }
 
   close(): void {
     this.agent.destroy();
+    this.pullAgent.destroy();
   }
 
   /** Sends a request and buffers the answer; rejects on transport errors only. */
@@ -87,7 +109,7 @@ export class DockerEngine {
       const req = http.request(
         {
           socketPath: this.socketPath,
-          agent: this.agent,
+          agent: opts.agent ?? this.agent,
           method,
           path: API + path,
           headers: {
@@ -95,6 +117,7 @@ export class DockerEngine {
             ...opts.headers,
           },
           timeout: opts.timeoutMs ?? 30_000,
+          ...(opts.signal ? { signal: opts.signal } : {}),
         },
         resolve,
       );
@@ -273,39 +296,51 @@ export class DockerEngine {
     });
   }
 
-  async imageExists(image: string): Promise<boolean> {
-    const { status, body } = await this.raw("GET", `/images/${encodeURIComponent(image)}/json`);
-    if (status === 404) return false;
-    if (status >= 400) throw new DockerError(status, daemonMessage(body));
-    return true;
+  /** The image's configuration, or null when the daemon does not have it. */
+  async inspectImage(image: string): Promise<{ Config: { User?: string } | null } | null> {
+    try {
+      return await this.json("GET", `/images/${encodeURIComponent(image)}/json`);
+    } catch (err) {
+      if (err instanceof DockerError && err.statusCode === 404) return null;
+      throw err;
+    }
   }
 
   /**
-   * Pulls an image. The daemon answers 200 and reports failures inside the progress stream,
-   * so the stream is read to its end and its last error is thrown with the registry's words.
+   * Pulls an image within `timeoutMs` (waiting for a pull connection included). The daemon
+   * answers 200 and reports failures inside the progress stream, which is read line by line
+   * to its end; the last error is thrown with the daemon's words, which the caller must not
+   * pass on (they can quote the registry's answer).
    */
-  async pullImage(image: string, authHeader: string | undefined): Promise<void> {
-    const res = await this.open("POST", `/images/create?fromImage=${encodeURIComponent(image)}`, {
-      headers: authHeader ? { "x-registry-auth": authHeader } : {},
-      timeoutMs: 600_000,
-    });
-    const text = await new Promise<string>((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-      res.on("error", reject);
-    });
-    if ((res.statusCode ?? 0) >= 400)
-      throw new DockerError(res.statusCode ?? 500, daemonMessage(Buffer.from(text)));
-    for (const line of text.split("\n")) {
-      if (!line.trim()) continue;
-      let event: { error?: string; errorDetail?: { message?: string } };
-      try {
-        event = JSON.parse(line) as typeof event;
-      } catch {
-        continue;
+  async pullImage(image: string, authHeader: string | undefined, timeoutMs: number): Promise<void> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      const res = await this.open("POST", `/images/create?fromImage=${encodeURIComponent(image)}`, {
+        headers: authHeader ? { "x-registry-auth": authHeader } : {},
+        timeoutMs,
+        signal,
+        agent: this.pullAgent,
+      });
+      const decoder = new StringDecoder("utf8");
+      let partial = "";
+      let error: string | undefined;
+      const scan = (text: string, last: boolean) => {
+        const lines = (partial + text).split("\n");
+        partial = last ? "" : lines.pop()!;
+        for (const line of lines) error = progressError(line) ?? error;
+      };
+      for await (const chunk of res) {
+        scan(decoder.write(chunk as Buffer), false);
+        // A progress line is short; an endless one is not progress.
+        if (partial.length > 65_536) partial = "";
       }
-      if (event.error) throw new DockerError(500, event.errorDetail?.message ?? event.error);
+      scan(decoder.end(), true);
+      if ((res.statusCode ?? 0) >= 400) throw new DockerError(res.statusCode ?? 500, error ?? "");
+      if (error !== undefined) throw new DockerError(500, error);
+    } catch (err) {
+      if (signal.aborted)
+        throw new PullTimeout(`pulling ${image} took longer than ${timeoutMs} ms`);
+      throw err;
     }
   }
 
@@ -330,6 +365,23 @@ export class DockerEngine {
   removeNetwork(name: string): Promise<void> {
     return this.json("DELETE", `/networks/${encodeURIComponent(name)}`);
   }
+}
+
+/** The error a pull progress line (or the daemon's JSON error answer) reports, if any. */
+function progressError(line: string): string | undefined {
+  if (!line.trim()) return undefined;
+  try {
+    const event = JSON.parse(line) as {
+      error?: string;
+      message?: string;
+      errorDetail?: { message?: string };
+    };
+    if (event.error) return event.errorDetail?.message ?? event.error;
+    if (typeof event.message === "string" && !("status" in event)) return event.message;
+  } catch {
+    // not a progress line
+  }
+  return undefined;
 }
 
 function daemonMessage(body: Buffer): string {

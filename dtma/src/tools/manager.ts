@@ -3,13 +3,15 @@ import type { Logger } from "pino";
 import type { DeployResult, Tool, ToolLogs, WaitResult, WaitState } from "../api";
 import { demuxLogs, FrameFilter, lastLines, STDERR } from "../docker/demux";
 import type { ContainerInspect, ContainerSummary, DockerEngine } from "../docker/engine";
-import { DockerError } from "../docker/engine";
+import { DockerError, PullTimeout } from "../docker/engine";
+import { describePullError, pullErrorClass, type PullErrorClass } from "../docker/pullErrors";
 import { containerBody } from "../docker/sandbox";
 import { HttpError } from "@agentopia-toolboxes/servicekit/http";
 import { LABEL, MANAGED_BY, specHash } from "./labels";
 import { ToolLocks } from "./lock";
 import type { Caps, ParsedSpec } from "./spec";
-import { parseSpec, validateName } from "./spec";
+import { parseSpec, validateName, ValidationError } from "./spec";
+import { parseImageRef, type RegistryAllowList } from "./image";
 import { toolFromContainer } from "./view";
 
 export interface ToolManagerDeps {
@@ -18,13 +20,15 @@ export interface ToolManagerDeps {
   scope: string;
   toolNetwork: string;
   caps: Caps;
+  /** Registries images may come from (DTMA_REGISTRIES). */
+  registries: RegistryAllowList;
+  /** Deadline of one pull, waiting for a pull connection included (DTMA_PULL_TIMEOUT_SECONDS). */
+  pullTimeoutMs: number;
   /** Called after every change, so the status sample is refreshed. */
   onChange?: () => void;
 }
 
 const REPLACEMENT_SETTLE_MS = 1000;
-const NOT_FOUND_IMAGE =
-  /not found|manifest unknown|does not exist|pull access denied|no such image/i;
 
 export class ToolManager {
   private readonly locks = new ToolLocks();
@@ -99,6 +103,10 @@ export class ToolManager {
   async deploy(name: string, body: unknown): Promise<{ result: DeployResult; created: boolean }> {
     validateName(name);
     const spec = parseSpec(body, this.deps.caps);
+    const image = parseImageRef(spec.image);
+    // Refused before Docker hears of it: the daemon would contact the registry from the host.
+    const refusal = this.deps.registries.refusal(image);
+    if (refusal) throw new ValidationError("image", refusal);
     const { caps } = this.deps;
     const resources = {
       memory_mb: spec.resources?.memory_mb ?? caps.memoryMb,
@@ -119,7 +127,7 @@ export class ToolManager {
         if (tool) return { result: { ...tool, changed: false }, created: false };
       }
 
-      await this.ensureImage(spec);
+      await this.ensureImage(spec, image.pullRef);
       if (spec.network === "egress") await this.ensureNetwork();
       const body = containerBody({
         name,
@@ -237,26 +245,30 @@ export class ToolManager {
     return this.deps.docker.listContainers(this.filters([`${LABEL.toolName}=${name}`]));
   }
 
-  private async ensureImage(spec: ParsedSpec): Promise<void> {
-    const ref = withTag(spec.image);
-    const { docker } = this.deps;
-    if (spec.pull === "missing" && (await docker.imageExists(ref))) return;
+  private async ensureImage(spec: ParsedSpec, ref: string): Promise<void> {
+    const { docker, log } = this.deps;
+    if (spec.pull === "missing" && (await docker.inspectImage(ref))) return;
     const auth = spec.registry_auth
       ? Buffer.from(JSON.stringify(spec.registry_auth)).toString("base64url")
       : undefined;
     try {
-      await docker.pullImage(ref, auth);
+      await docker.pullImage(ref, auth, this.deps.pullTimeoutMs);
     } catch (err) {
-      if (!(err instanceof DockerError)) throw err;
-      if (NOT_FOUND_IMAGE.test(err.message)) {
-        throw new HttpError(
-          422,
-          "image_not_found",
-          `image ${ref} is not available: ${err.message}`,
-          "image",
-        );
-      }
-      throw new HttpError(502, "pull_failed", `pulling ${ref} failed: ${err.message}`, "image");
+      let cls: PullErrorClass;
+      if (err instanceof PullTimeout) cls = "deadline";
+      else if (err instanceof DockerError) cls = pullErrorClass(err.message);
+      else throw err;
+      // The daemon's words may quote the registry: logged cut short, never answered.
+      log.warn(
+        { image: ref, docker_error: cls, daemon: (err as Error).message.slice(0, 300) },
+        "pull failed",
+      );
+      const details = { docker_error: cls };
+      const message = `pulling ${ref} failed: ${describePullError(cls)} (${cls})`;
+      if (cls === "not_found")
+        throw new HttpError(422, "image_not_found", message, "image", details);
+      if (cls === "deadline") throw new HttpError(504, "pull_timeout", message, "image", details);
+      throw new HttpError(502, "pull_failed", message, "image", details);
     }
   }
 }
@@ -267,12 +279,6 @@ function reached(tool: Tool | null, state: WaitState): boolean {
   if (state === "healthy") return tool.health === "healthy";
   if (state === "exited") return tool.state === "exited" || tool.state === "dead";
   return tool.state === "running";
-}
-
-/** Without a tag Docker would pull every tag of the repository. */
-export function withTag(image: string): string {
-  const last = image.slice(image.lastIndexOf("/") + 1);
-  return last.includes(":") || last.includes("@") ? image : `${image}:latest`;
 }
 
 function notFound(name: string): HttpError {

@@ -1,6 +1,7 @@
 import type { Isolation, RegistryAuth, ToolResources, ToolSpec } from "../api";
 import { TOOL_NAME_PATTERN, TOOL_NAME_RULE } from "../api";
 import { HttpError } from "@agentopia-toolboxes/servicekit/http";
+import { ImageRefError, parseImageRef } from "./image";
 
 // The deploy body, validated strictly: unknown keys (privileged, binds, devices, cap_add,
 // network_mode, ...) are refused, so no request can loosen the sandbox. Hand-written rather than
@@ -38,9 +39,6 @@ export class ValidationError extends HttpError {
   }
 }
 
-// image[:tag][@digest], lowercase repository path, optional registry host[:port]; never flag-like.
-const IMAGE_PATTERN =
-  /^(?:[a-zA-Z0-9][a-zA-Z0-9.-]*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const NO_NUL = /^[^\0]*$/;
 const NUL_RULE = "must not contain NUL";
@@ -206,11 +204,13 @@ export function validateName(name: string): void {
 /** Parses a deploy body; throws ValidationError naming the first offending field. */
 export function parseSpec(body: unknown, caps: Caps): ParsedSpec {
   const b = object(body, "");
-  const image = string(b.image, "image", {
-    max: 512,
-    pattern: IMAGE_PATTERN,
-    rule: "must be an image reference like registry/name:tag",
-  });
+  const image = string(b.image, "image", { max: 512 });
+  try {
+    parseImageRef(image);
+  } catch (err) {
+    if (!(err instanceof ImageRefError)) throw err;
+    fail("image", `${err.message}; expected registry/name:tag or name@sha256:<digest>`);
+  }
   let command: string[] | undefined;
   if (b.command !== undefined) {
     if (!Array.isArray(b.command)) return expected("command", "array", b.command);
