@@ -49,6 +49,20 @@ export interface EvaluateOptions {
   program?: () => unknown;
   /** Outputs a StackReference returns (the account program reads the platform stack). */
   stackReferenceOutputs?: Record<string, unknown>;
+  /**
+   * State a resource reports beyond its inputs, over the mocks' own (a test that really created
+   * the resource reports what it got, e.g. the port Docker chose).
+   */
+  resourceState?: (
+    type: string,
+    name: string,
+    inputs: Record<string, unknown>,
+  ) => Record<string, unknown> | undefined;
+}
+
+/** The image id the mocks give a RemoteImage of `name` (what containers' `image` input holds). */
+export function mockImageId(name: string): string {
+  return `sha256:${createHash("sha256").update(name).digest("hex")}`;
 }
 
 /** Stack config from `Pulumi.<stack>.yaml`, as the strings Pulumi hands to a program. */
@@ -139,9 +153,7 @@ function computedState(args: pulumi.runtime.MockResourceArgs, id: string): Recor
       return { ports: ports.map((p) => ({ ...p, external: p.external ?? chosen })) };
     }
     case "docker:index/remoteImage:RemoteImage":
-      return {
-        imageId: `sha256:${createHash("sha256").update(String(inputs.name)).digest("hex")}`,
-      };
+      return { imageId: mockImageId(String(inputs.name)) };
     default:
       return {};
   }
@@ -219,7 +231,12 @@ export async function evaluateProgram(
           inputs,
           secretPaths,
         });
-        return { id, state: { ...inputs, ...computedState({ ...args, inputs }, id) } };
+        const state = {
+          ...inputs,
+          ...computedState({ ...args, inputs }, id),
+          ...opts.resourceState?.(args.type, args.name, inputs),
+        };
+        return { id, state };
       },
       call(args) {
         return args.inputs as Record<string, unknown>;

@@ -12,14 +12,19 @@ import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import pino from "pino";
 import { loadSettings } from "../automation/src/config";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../automation/src/db/embedded";
 import { TestEngine } from "../automation/src/engine/testEngine";
 import { startService, type RunningService } from "../automation/src/service";
-import { createNetwork, docker, localSpecs, runSpec } from "./harness/dockerCli";
+import {
+  createNetwork,
+  docker,
+  dockerBridgeAddress,
+  localSpecs,
+  runSpec,
+} from "./harness/dockerCli";
 
 const SERVICE_TOKEN = randomBytes(32).toString("hex");
 const auth = { authorization: `Bearer ${SERVICE_TOKEN}` };
@@ -53,11 +58,7 @@ describe("heartbeat contract: spec + DTMA image + automation service", function 
     });
     // The DTMA container reaches the host as host.docker.internal, i.e. the docker0 address:
     // the service listens there, on this machine only.
-    // (docker0 is often down with no container on it, so Node's interface list omits it.)
-    const gateway = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(
-      execFileSync("ip", ["-4", "-o", "addr", "show", "docker0"], { encoding: "utf8" }),
-    )?.[1];
-    assert.ok(gateway, "no docker0 address: is the Docker daemon running?");
+    const gateway = dockerBridgeAddress();
     service = await startService({
       databaseUrl: db.url,
       engine: new TestEngine({ latencyMs: 20 }),

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import fc from "fast-check";
-import { ALLOWED_SIZES, type ToolboxProfile } from "@agentopia-toolboxes/contract";
+import { ALLOWED_SIZES, dtmaScopeFor, type ToolboxProfile } from "@agentopia-toolboxes/contract";
 import { loadSettings, SettingsError } from "../automation/src/config";
 import type { ToolboxRow } from "../automation/src/db/rows";
 import { stackConfig as serviceStackConfig } from "../automation/src/engine/automationOptions";
@@ -91,12 +91,13 @@ describe("the service's stack configs through the account program and the pack",
   this.timeout(300_000);
 
   it("the local target with no settings at all (README: bash scripts/run.sh start)", async () => {
-    const { config, ev } = await throughTheChain({}, row(randomUUID()));
+    const accountId = randomUUID();
+    const { config, ev } = await throughTheChain({}, row(accountId));
     assert.equal(config.controlPlaneCidrs, undefined, "no empty CIDR list");
     const dtma = ev.resources.find((r) => r.name.endsWith("-containers-dtma"))!;
     const envs = dtma.inputs.envs as string[];
     assert.ok(envs.includes("AGENTOPIA_API_BASE_URL=http://host.docker.internal:8080/v1"));
-    assert.ok(envs.some((e) => e.startsWith("DTMA_SCOPE=tbx-")));
+    assert.ok(envs.includes(`DTMA_SCOPE=${dtmaScopeFor(accountId)}`));
   });
 
   it("the local target with every setting", async () => {

@@ -39,11 +39,13 @@ export function networkNameFor(accountId: string, key: NetworkKey): string {
 }
 
 /**
- * The DTMA's `DTMA_SCOPE`: the label that keeps its tool containers apart from another
- * toolbox's on the same daemon (two local toolboxes, tests).
+ * The DTMA's `DTMA_SCOPE`: the label (and tool container name part) that keeps its tools apart
+ * from another toolbox's on the same daemon (two local toolboxes, tests). The DTMA takes at most
+ * 31 characters: an id that long is the scope; a longer one (a UUID) loses its hyphens and is
+ * cut to 31, which keeps 124 of a UUID's 128 bits.
  */
 export function dtmaScopeFor(accountId: string): string {
-  return dropletNameFor(accountId);
+  return accountId.length <= 31 ? accountId : accountId.replace(/-/g, "").slice(0, 31);
 }
 
 /** The Pulumi project of every stack, and the namespace of its config keys. */

@@ -7,7 +7,9 @@ import {
   DEFAULT_REGION,
   DEFAULT_SIZE,
   DOCKER_STATES,
+  ACCOUNT_ID_PATTERN,
   dropletNameFor,
+  dtmaScopeFor,
   INSTALLATION_STATUS_FOR_STATE,
   INSTALLATION_STATUSES,
   installationStatusFor,
@@ -29,6 +31,14 @@ describe("toolbox contract", () => {
     assert.equal(isAccountId("a".repeat(49)), false);
     assert.equal(stackNameFor(id), `acct-${id}`);
     assert.equal(dropletNameFor(id), `tbx-${id}`);
+    // The DTMA's own rule for DTMA_SCOPE (dtma/src/config.ts): a short lowercase label.
+    fc.assert(
+      fc.property(fc.stringMatching(ACCOUNT_ID_PATTERN), (account) => {
+        assert.match(dtmaScopeFor(account), /^[a-z0-9][a-z0-9-]{0,30}$/);
+      }),
+    );
+    assert.notEqual(dtmaScopeFor(id), dtmaScopeFor(id.replace(/^7/, "8")));
+    assert.equal(dtmaScopeFor("canary-dev"), "canary-dev");
   });
 
   it("allow-lists are inside what a toolbox can use, and hold the defaults", () => {

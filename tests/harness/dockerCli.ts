@@ -93,21 +93,7 @@ export function createArgs(spec: ContainerSpec<string>, envFile: string): string
       `${m.hostPath}:${m.containerPath}${m.readOnly ? ":ro" : ""}`,
     ]),
     ...spec.ports.flatMap((p) => ["--publish", `${p.ip}:${p.external}:${p.internal}`]),
-    // The CLI takes the probe in shell form; the argv is the spec's exec form, quoted.
-    "--health-cmd",
-    spec.healthcheck.test
-      .slice(1)
-      .map((a) => JSON.stringify(a))
-      .join(" "),
-    // Probed every second here so the test need not wait the production interval.
-    "--health-interval",
-    "1s",
-    "--health-timeout",
-    spec.healthcheck.timeout,
-    "--health-retries",
-    String(spec.healthcheck.retries),
-    "--health-start-period",
-    spec.healthcheck.startPeriod,
+    ...healthArgs(spec.healthcheck.test, spec.healthcheck),
     ...(first
       ? ["--network", first.name, ...first.aliases.flatMap((a) => ["--network-alias", a])]
       : []),
@@ -139,4 +125,51 @@ export function runSpec(spec: ContainerSpec<string>): void {
     ]);
   }
   docker(["start", spec.name]);
+}
+
+export function imagePresent(image: string): boolean {
+  try {
+    docker(["image", "inspect", image]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The daemon's bridge address (docker0), which `host.docker.internal` (host-gateway) names in a
+ * container: a service the containers must reach listens there, not on every interface.
+ * (docker0 is often down with no container on it, so Node's interface list omits it.)
+ */
+export function dockerBridgeAddress(): string {
+  const address = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(
+    execFileSync("ip", ["-4", "-o", "addr", "show", "docker0"], { encoding: "utf8" }),
+  )?.[1];
+  if (!address) throw new Error("no docker0 address: is the Docker daemon running?");
+  return address;
+}
+
+/**
+ * `docker create` health flags for a check in exec form. The CLI takes the probe in shell form
+ * (the argv quoted); it is probed every second so a test need not wait the production interval.
+ */
+export function healthArgs(
+  test: string[],
+  check: { timeout: string; retries: number; startPeriod: string },
+): string[] {
+  return [
+    "--health-cmd",
+    test
+      .slice(1)
+      .map((a) => JSON.stringify(a))
+      .join(" "),
+    "--health-interval",
+    "1s",
+    "--health-timeout",
+    check.timeout,
+    "--health-retries",
+    String(check.retries),
+    "--health-start-period",
+    check.startPeriod,
+  ];
 }
