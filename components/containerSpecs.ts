@@ -166,6 +166,8 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
       DTMA_TOOL_NETWORK: tools.name,
       // Keeps this toolbox's tools apart from another's on a shared daemon (local target).
       DTMA_SCOPE: dtmaScopeFor(input.accountId),
+      // Its tool containers carry the account label like these resident containers.
+      DTMA_ACCOUNT_ID: input.accountId,
       DTMA_MAX_TOOL_MEMORY_MB: String(input.toolCaps.memoryMb),
       DTMA_MAX_TOOL_CPUS: String(input.toolCaps.cpus),
       DTMA_MAX_TOOL_PIDS: String(input.toolCaps.pids),

@@ -65,6 +65,7 @@ fixture_image agentopia-test/mcp-everything:latest "$ROOT_DIR/backend/test/fixtu
 echo "build-test-images: building agentopia/dtma:dev"
 # Only what the Dockerfile copies goes into the context (not node_modules or the toolchain).
 tar -C "$ROOT_DIR" -c package.json package-lock.json tsconfig.base.json \
+  contract/package.json contract/tsconfig.build.json contract/src \
   servicekit/package.json servicekit/tsconfig.build.json servicekit/src \
   dtma/Dockerfile dtma/package.json dtma/tsconfig.build.json dtma/src \
   | docker build -q -t agentopia/dtma:dev -f dtma/Dockerfile - > /dev/null
@@ -72,6 +73,7 @@ echo "build-test-images: built agentopia/dtma:dev"
 
 echo "build-test-images: building agentopia/backend:dev"
 tar -C "$ROOT_DIR" -c package.json package-lock.json tsconfig.base.json \
+  contract/package.json contract/tsconfig.build.json contract/src \
   servicekit/package.json servicekit/tsconfig.build.json servicekit/src \
   dtma/package.json dtma/tsconfig.build.json dtma/src \
   backend/Dockerfile backend/package.json backend/tsconfig.build.json backend/src \

@@ -131,6 +131,17 @@ describe("the whole lifecycle: the service's API to running containers and back 
       transport: { type: "stdio" },
     });
     assert.ok(deployed.status >= 200 && deployed.status < 300, JSON.stringify(deployed.body));
+    // The tool container carries the account label, like the resident ones.
+    const labelled = docker([
+      "ps",
+      "--filter",
+      `label=${LABEL_ACCOUNT}=${t.account_id}`,
+      "--filter",
+      "label=agentopia.tool-name=tools",
+      "--format",
+      "{{.Names}}",
+    ]);
+    assert.notEqual(labelled, "", "the tool container is labelled with its account");
     const client = new Client({ name: "lifecycle", version: "1.0.0" });
     await client.connect(
       new StreamableHTTPClientTransport(new URL(`${t.backend_url}/mcp/tools`), {

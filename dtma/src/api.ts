@@ -1,6 +1,8 @@
 // The DTMA's HTTP API types (snake_case, like the rest of Agentopia). Shared by the server,
 // the typed client and the services that import the client.
 
+import type { InstallationStatus } from "@agentopia-toolboxes/contract/status";
+
 /** A tool name is a DNS label: it becomes part of a container name and a network alias. */
 export const TOOL_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 export const TOOL_NAME_RULE =
@@ -174,11 +176,11 @@ export interface Heartbeat {
   tool_statuses: HeartbeatToolStatus[];
 }
 
-/** `status` is Agentopia's `account_tool_installation_status_enum`. */
+/** `status` is Agentopia's `account_tool_installation_status_enum` (the contract's state map). */
 export interface HeartbeatToolStatus {
   account_tool_instance_id: string;
   name: string;
-  status: "running" | "stopped" | "starting" | "error_runtime" | "error";
+  status: InstallationStatus;
   state: ToolState;
   health: ToolHealth;
   restarts: number;

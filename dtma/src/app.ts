@@ -47,6 +47,7 @@ export function createApp(deps: AppDeps): App {
     docker,
     log,
     scope: config.scope,
+    account: config.account,
     toolNetwork: config.toolNetwork,
     caps: config.caps,
     registries: config.registries,

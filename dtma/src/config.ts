@@ -57,6 +57,11 @@ const parsers = {
   DTMA_MAX_CONCURRENT_PULLS: intIn(1, 16, 2),
   DTMA_PULL_TIMEOUT_SECONDS: intIn(1, 3600, 300),
   DTMA_SCOPE: matching(/^[a-z0-9][a-z0-9-]{0,30}$/, "must be a short lowercase label", "default"),
+  DTMA_ACCOUNT_ID: matching(
+    /^(?:[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?)?$/,
+    "must be an account id (1-48 lowercase letters, digits or inner hyphens)",
+    "",
+  ),
 };
 
 export interface Config {
@@ -77,6 +82,8 @@ export interface Config {
   pulls: { max: number; timeoutMs: number };
   /** Separates several DTMAs on one daemon (tests); "default" in production. */
   scope: string;
+  /** The toolbox's account, labelled on every tool container (absent: no label). */
+  account?: string;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
@@ -100,5 +107,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     registries: e.DTMA_REGISTRIES,
     pulls: { max: e.DTMA_MAX_CONCURRENT_PULLS, timeoutMs: e.DTMA_PULL_TIMEOUT_SECONDS * 1000 },
     scope: e.DTMA_SCOPE,
+    account: e.DTMA_ACCOUNT_ID === "" ? undefined : e.DTMA_ACCOUNT_ID,
   };
 }

@@ -1,7 +1,8 @@
 import http from "node:http";
 import https from "node:https";
 import type { Logger } from "pino";
-import type { Heartbeat, HeartbeatToolStatus, Status, ToolState } from "./api";
+import { INSTALLATION_STATUS_FOR_STATE } from "@agentopia-toolboxes/contract/status";
+import type { Heartbeat, Status } from "./api";
 import type { Metrics } from "./metrics";
 
 // POST {AGENTOPIA_API_BASE_URL}/heartbeat on a jittered interval, from the latest status sample
@@ -22,16 +23,6 @@ export interface HeartbeatDeps {
   random?: () => number;
 }
 
-const INSTALLATION_STATUS: Record<ToolState, HeartbeatToolStatus["status"]> = {
-  running: "running",
-  created: "starting",
-  restarting: "error_runtime",
-  paused: "stopped",
-  exited: "stopped",
-  removing: "stopped",
-  dead: "error",
-};
-
 export function heartbeatBody(status: Status): Heartbeat {
   return {
     dtma_version: status.version,
@@ -47,7 +38,8 @@ export function heartbeatBody(status: Status): Heartbeat {
       .map((t) => ({
         account_tool_instance_id: t.account_tool_instance_id!,
         name: t.name,
-        status: INSTALLATION_STATUS[t.state],
+        // The contract's map: the automation service records with the same one.
+        status: INSTALLATION_STATUS_FOR_STATE[t.state],
         state: t.state,
         health: t.health,
         restarts: t.restarts,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { INSTALLATION_STATUS_FOR_STATE } from "@agentopia-toolboxes/contract/status";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Heartbeat } from "../src/api";
@@ -187,9 +188,15 @@ describe("heartbeat", function () {
         }),
       ),
     });
+    // The contract's map, the one the automation service records with: a dead container is a
+    // runtime error there too.
     assert.deepEqual(
       body.tool_statuses.map((t) => t.status),
-      ["running", "stopped", "error_runtime", "error", "starting"],
+      ["running", "stopped", "error_runtime", "error_runtime", "starting"],
+    );
+    assert.deepEqual(
+      body.tool_statuses.map((t) => t.status),
+      body.tool_statuses.map((t) => INSTALLATION_STATUS_FOR_STATE[t.state]),
     );
   });
 });

@@ -7,6 +7,8 @@ import type { ParsedSpec } from "../tools/spec";
 export interface SandboxInput {
   name: string;
   scope: string;
+  /** The toolbox's account: labelled like its resident containers. */
+  account?: string;
   spec: ParsedSpec;
   hash: string;
   resources: { memory_mb: number; cpus: number; pids: number };
@@ -27,6 +29,7 @@ export function containerBody(input: SandboxInput): Record<string, unknown> {
     Labels: {
       [LABEL.managedBy]: MANAGED_BY,
       [LABEL.scope]: input.scope,
+      ...(input.account ? { [LABEL.account]: input.account } : {}),
       [LABEL.toolName]: input.name,
       [LABEL.instanceId]: spec.account_tool_instance_id ?? "",
       [LABEL.specHash]: input.hash,

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { LABEL_ACCOUNT } from "@agentopia-toolboxes/contract/labels";
 import type { ParsedSpec } from "./spec";
 
 // Docker is the only source of truth: everything the DTMA needs to rebuild its view of a tool
@@ -6,6 +7,8 @@ import type { ParsedSpec } from "./spec";
 
 export const LABEL = {
   managedBy: "agentopia.managed-by",
+  /** The account, as on the toolbox's resident containers (DTMA_ACCOUNT_ID). */
+  account: LABEL_ACCOUNT,
   scope: "agentopia.dtma-scope",
   toolName: "agentopia.tool-name",
   instanceId: "agentopia.account-tool-instance-id",

@@ -18,6 +18,8 @@ export interface ToolManagerDeps {
   docker: DockerEngine;
   log: Logger;
   scope: string;
+  /** Labelled on every tool container (agentopia.account). */
+  account?: string;
   toolNetwork: string;
   caps: Caps;
   /** Registries images may come from (DTMA_REGISTRIES). */
@@ -132,6 +134,7 @@ export class ToolManager {
       const body = containerBody({
         name,
         scope: this.deps.scope,
+        account: this.deps.account,
         spec,
         hash,
         resources,
