@@ -113,6 +113,11 @@ export interface LogEntry {
  */
 export interface ToolLogs {
   name: string;
+  /**
+   * Lines were cut at DTMA_LOGS_MAX_LINE_BYTES, or older ones left out to keep the answer within
+   * DTMA_LOGS_MAX_BYTES (never for `tail` alone).
+   */
+  truncated: boolean;
   entries: LogEntry[];
 }
 

@@ -52,6 +52,7 @@ export function createApp(deps: AppDeps): App {
     caps: config.caps,
     registries: config.registries,
     pullTimeoutMs: config.pulls.timeoutMs,
+    logs: config.logs,
     onChange: () => void sampler.refresh(),
   });
   const stdio = new StdioAttachments({ docker, tools, log, maxLanes: config.caps.lanes });

@@ -56,6 +56,9 @@ const parsers = {
   },
   DTMA_MAX_CONCURRENT_PULLS: intIn(1, 16, 2),
   DTMA_PULL_TIMEOUT_SECONDS: intIn(1, 3600, 300),
+  DTMA_LOGS_MAX_BYTES: intIn(4096, 16 * 1024 * 1024, 1024 * 1024),
+  DTMA_LOGS_MAX_LINE_BYTES: intIn(256, 1024 * 1024, 16 * 1024),
+  DTMA_MAX_LOG_READS: intIn(1, 64, 4),
   DTMA_SCOPE: matching(/^[a-z0-9][a-z0-9-]{0,30}$/, "must be a short lowercase label", "default"),
   DTMA_ACCOUNT_ID: matching(
     /^(?:[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?)?$/,
@@ -80,6 +83,8 @@ export interface Config {
   registries: RegistryAllowList;
   /** Pulls run in their own pool of Docker connections, each within a deadline. */
   pulls: { max: number; timeoutMs: number };
+  /** Bounds of a logs answer, and log reads at once. */
+  logs: { maxBytes: number; maxLineBytes: number; maxReads: number };
   /** Separates several DTMAs on one daemon (tests); "default" in production. */
   scope: string;
   /** The toolbox's account, labelled on every tool container (absent: no label). */
@@ -106,6 +111,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     dockerSocket: e.DOCKER_SOCKET,
     registries: e.DTMA_REGISTRIES,
     pulls: { max: e.DTMA_MAX_CONCURRENT_PULLS, timeoutMs: e.DTMA_PULL_TIMEOUT_SECONDS * 1000 },
+    logs: {
+      maxBytes: e.DTMA_LOGS_MAX_BYTES,
+      maxLineBytes: e.DTMA_LOGS_MAX_LINE_BYTES,
+      maxReads: e.DTMA_MAX_LOG_READS,
+    },
     scope: e.DTMA_SCOPE,
     account: e.DTMA_ACCOUNT_ID === "" ? undefined : e.DTMA_ACCOUNT_ID,
   };

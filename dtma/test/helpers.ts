@@ -38,6 +38,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     dockerSocket: SOCKET,
     registries: new RegistryAllowList(DEFAULT_REGISTRIES),
     pulls: { max: 2, timeoutMs: 300_000 },
+    logs: { maxBytes: 1024 * 1024, maxLineBytes: 16 * 1024, maxReads: 4 },
     scope: SCOPE,
     ...overrides,
   };

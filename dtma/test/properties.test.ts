@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { Running } from "./helpers";
 import { Readable } from "node:stream";
-import { FrameFilter, lastLines, STDERR, STDOUT } from "../src/docker/demux";
+import { FrameFilter, STDERR, STDOUT } from "../src/docker/demux";
+import { LogWindow } from "../src/tools/logs";
 import { parseSpec, ValidationError } from "../src/tools/spec";
 import { BUSYBOX, api, cleanup, requireImages, startDtma } from "./helpers";
 
@@ -236,26 +237,63 @@ describe("property: Docker's multiplexed stream, demultiplexed as it streams", (
     );
   });
 
-  it("lastLines keeps the last n lines of any text, however it is chunked", async () => {
-    await fc.assert(
-      fc.asyncProperty(
+  const frame = (type: number, payload: Buffer) => {
+    const header = Buffer.alloc(8);
+    header[0] = type;
+    header.writeUInt32BE(payload.length, 4);
+    return Buffer.concat([header, payload]);
+  };
+
+  it("the log window keeps the newest lines within tail, bytes and line length, however it is chunked", () => {
+    fc.assert(
+      fc.property(
         fc.array(
-          fc.string({ unit: "grapheme" }).map((l) => l.replaceAll("\n", "")),
-          {
-            maxLength: 40,
-          },
+          fc.record({
+            type: fc.constantFrom(STDOUT, STDERR),
+            text: fc.string({ unit: "grapheme", maxLength: 60 }).map((l) => l.replaceAll("\n", "")),
+          }),
+          { maxLength: 40 },
         ),
-        fc.boolean(),
         fc.array(fc.nat(), { maxLength: 20 }),
         fc.integer({ min: 1, max: 50 }),
-        async (lines, trailing, offsets, n) => {
-          const text = lines.join("\n") + (trailing && lines.length ? "\n" : "");
-          const got = await lastLines(Readable.from(cut(Buffer.from(text), offsets)), "stderr", n);
-          const expected = text === "" ? [] : text.replace(/\n$/, "").split("\n");
-          assert.deepEqual(
-            got.map((e) => e.text),
-            expected.slice(-n),
+        fc.integer({ min: 8, max: 80 }),
+        fc.integer({ min: 64, max: 4096 }),
+        fc.boolean(),
+        (lines, offsets, tail, maxLineBytes, maxBytes, stderrOnly) => {
+          const wire = Buffer.concat(lines.map((l) => frame(l.type, Buffer.from(`${l.text}\n`))));
+          const window = new LogWindow(
+            tail,
+            { maxBytes, maxLineBytes },
+            stderrOnly ? STDERR : undefined,
           );
+          for (const piece of cut(wire, offsets)) window.write(piece);
+          window.end();
+          const got = window
+            .serialized()
+            .map((j) => JSON.parse(j) as { stream: string; text: string });
+          // What a reader of the whole log would keep: each line cut on a character boundary.
+          const expected = lines
+            .filter((l) => !stderrOnly || l.type === STDERR)
+            .map((l) => {
+              let b = Buffer.from(l.text);
+              if (b.length > maxLineBytes) {
+                let end = maxLineBytes;
+                while (end > 0 && (b[end] & 0xc0) === 0x80) end--;
+                b = b.subarray(0, end);
+              }
+              return { stream: l.type === STDERR ? "stderr" : "stdout", text: b.toString("utf8") };
+            });
+          // The newest lines, as many as fit: a suffix of what was written.
+          assert.deepEqual(got, expected.slice(expected.length - got.length));
+          assert.ok(got.length <= tail);
+          const bytes = window.serialized().reduce((n, j) => n + Buffer.byteLength(j) + 1, 0);
+          assert.ok(bytes <= maxBytes, `${bytes} > ${maxBytes}`);
+          // Nothing left out but for tail or the byte limit.
+          const next = expected[expected.length - got.length - 1];
+          if (next && got.length < tail) {
+            const more = Buffer.byteLength(JSON.stringify(next)) + 1;
+            assert.ok(bytes + more > maxBytes, "a line that fit was dropped");
+          }
         },
       ),
     );

@@ -58,6 +58,8 @@ export interface ContainerInspect {
     Tty: boolean;
     Entrypoint: string[] | null;
     Cmd: string[] | null;
+    /** `K=V` entries, the image's and the deploy's. */
+    Env: string[] | null;
   };
   HostConfig: Record<string, unknown>;
   NetworkSettings: { Networks: Record<string, unknown> };
@@ -202,26 +204,15 @@ export class DockerEngine {
     );
   }
 
-  /** Raw log stream bytes (multiplexed unless the container has a TTY). */
-  async logs(id: string, tail: number, since: number): Promise<Buffer> {
-    const { status, body } = await this.raw(
-      "GET",
-      `/containers/${encodeURIComponent(id)}/logs?stdout=1&stderr=1&tail=${tail}&since=${since}`,
-    );
-    if (status >= 400) throw new DockerError(status, daemonMessage(body));
-    return body;
-  }
-
   /**
-   * The whole stderr log since `since`, as a multiplexed stream. Docker applies `tail` before
-   * it drops the other stream, so the last stderr lines are found by reading all of them.
+   * A container's log as Docker's multiplexed stream (tools never have a TTY), read as it
+   * arrives; `query` picks the streams, `tail` and `since`. Ends with the log; `signal` drops it.
    */
-  async stderrLog(id: string, since: number): Promise<http.IncomingMessage> {
-    const res = await this.open(
-      "GET",
-      `/containers/${encodeURIComponent(id)}/logs?stdout=0&stderr=1&tail=all&since=${since}`,
-      { timeoutMs: 60_000 },
-    );
+  async logStream(id: string, query: string, signal: AbortSignal): Promise<http.IncomingMessage> {
+    const res = await this.open("GET", `/containers/${encodeURIComponent(id)}/logs?${query}`, {
+      timeoutMs: 60_000,
+      signal,
+    });
     if ((res.statusCode ?? 0) < 400) return res;
     const chunks: Buffer[] = [];
     for await (const c of res) chunks.push(c as Buffer);

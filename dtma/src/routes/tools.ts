@@ -59,10 +59,11 @@ export function toolRoutes(deps: { tools: ToolManager; metrics: Metrics }): Rout
     {
       method: "GET",
       path: "/tools/:name/logs",
-      handler: async ({ params, query }) => {
+      // Streamed by the handler, within the DTMA_LOGS_* limits.
+      handler: async ({ params, query, res, signal }) => {
         const tail = intParam(query.get("tail"), "tail", 0, 10_000, 100);
         const since = sinceParam(query.get("since"));
-        return { status: 200, body: await tools.logs(params.name, tail, since) };
+        await tools.logs(params.name, tail, since, res, signal);
       },
     },
     {

@@ -21,13 +21,18 @@ export const LABEL = {
 
 export const MANAGED_BY = "dtma";
 
-/** Stable hash of everything that shapes the container (registry auth and pull policy excluded). */
+/**
+ * Stable hash of everything that shapes the container (registry auth and pull policy excluded).
+ * Secrets count by name only: the hash is in a label and in every answer, and with a secret's
+ * value in it a guess could be confirmed offline. Their values are compared with the running
+ * container's environment instead (`secretsMatch`).
+ */
 export function specHash(spec: ParsedSpec, resources: object): string {
   const canonical = {
     image: spec.image,
     command: spec.command ?? null,
     env: sortKeys(spec.env ?? {}),
-    secrets: sortKeys(spec.secrets ?? {}),
+    secrets: Object.keys(spec.secrets ?? {}).sort(),
     transport: spec.transport,
     isolation: spec.isolation,
     max_lanes: spec.max_lanes,
@@ -40,4 +45,13 @@ export function specHash(spec: ParsedSpec, resources: object): string {
 
 function sortKeys(m: Record<string, string>): [string, string][] {
   return Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** Whether a container's environment (`K=V` entries, as inspected) holds exactly these secrets. */
+export function secretsMatch(
+  secrets: Record<string, string>,
+  env: readonly string[] | null,
+): boolean {
+  const have = new Set(env ?? []);
+  return Object.entries(secrets).every(([k, v]) => have.has(`${k}=${v}`));
 }

@@ -1,18 +1,18 @@
-import { pipeline } from "node:stream";
+import type { ServerResponse } from "node:http";
 import type { Logger } from "pino";
-import type { DeployResult, Tool, ToolLogs, WaitResult, WaitState } from "../api";
-import { demuxLogs, FrameFilter, lastLines, STDERR } from "../docker/demux";
+import type { DeployResult, Tool, WaitResult, WaitState } from "../api";
 import type { ContainerInspect, ContainerSummary, DockerEngine } from "../docker/engine";
 import { DockerError, PullTimeout } from "../docker/engine";
 import { describePullError, pullErrorClass, type PullErrorClass } from "../docker/pullErrors";
 import { containerBody } from "../docker/sandbox";
 import { HttpError } from "@agentopia-toolboxes/servicekit/http";
-import { LABEL, MANAGED_BY, specHash } from "./labels";
+import { LABEL, MANAGED_BY, secretsMatch, specHash } from "./labels";
 import { ToolLocks } from "./lock";
 import type { Caps, ParsedSpec } from "./spec";
 import { parseSpec, validateName, ValidationError } from "./spec";
 import { parseImageRef, type RegistryAllowList } from "./image";
 import { toolFromContainer } from "./view";
+import { LogReader, type LogLimits } from "./logs";
 
 export interface ToolManagerDeps {
   docker: DockerEngine;
@@ -26,6 +26,8 @@ export interface ToolManagerDeps {
   registries: RegistryAllowList;
   /** Deadline of one pull, waiting for a pull connection included (DTMA_PULL_TIMEOUT_SECONDS). */
   pullTimeoutMs: number;
+  /** Bounds of a logs answer and of the reads at once. */
+  logs: LogLimits;
   /** Called after every change, so the status sample is refreshed. */
   onChange?: () => void;
 }
@@ -35,8 +37,11 @@ const REPLACEMENT_SETTLE_MS = 1000;
 export class ToolManager {
   private readonly locks = new ToolLocks();
   private network: Promise<void> | undefined;
+  private readonly logReader: LogReader;
 
-  constructor(private readonly deps: ToolManagerDeps) {}
+  constructor(private readonly deps: ToolManagerDeps) {
+    this.logReader = new LogReader(deps.docker, deps.logs);
+  }
 
   containerName(name: string): string {
     return this.deps.scope === "default"
@@ -125,8 +130,10 @@ export class ToolManager {
       for (const c of containers) if (c !== current) await docker.removeContainer(c.Id);
 
       if (current && current.Labels[LABEL.specHash] === hash) {
-        const tool = await this.find(name);
-        if (tool) return { result: { ...tool, changed: false }, created: false };
+        const c = await this.container(name);
+        if (c && secretsMatch(spec.secrets ?? {}, c.Config.Env)) {
+          return { result: { ...toolFromContainer(c), changed: false }, created: false };
+        }
       }
 
       await this.ensureImage(spec, image.pullRef);
@@ -194,18 +201,17 @@ export class ToolManager {
     });
   }
 
-  async logs(name: string, tail: number, since: number): Promise<ToolLogs> {
+  /** Answers GET /tools/:name/logs on `res` (bounded: see LogReader). */
+  async logs(
+    name: string,
+    tail: number,
+    since: number,
+    res: ServerResponse,
+    signal: AbortSignal,
+  ): Promise<void> {
     const tool = await this.get(name);
-    const { docker } = this.deps;
-    if (tool.transport.type === "stdio") {
-      // A stdio tool's stdout is its protocol channel (tool results): only stderr is a log.
-      if (tail === 0) return { name, entries: [] };
-      const log = await docker.stderrLog(tool.container_id, since);
-      const text = pipeline(log, new FrameFilter(STDERR), () => undefined);
-      return { name, entries: await lastLines(text, "stderr", tail) };
-    }
-    const raw = await docker.logs(tool.container_id, tail, since);
-    return { name, entries: demuxLogs(raw, false) };
+    const stdio = tool.transport.type === "stdio";
+    await this.logReader.answer(res, { name, id: tool.container_id, stdio, tail, since }, signal);
   }
 
   /** Long-polls until the tool reaches `state` or the timeout passes. */
@@ -262,10 +268,7 @@ export class ToolManager {
       else if (err instanceof DockerError) cls = pullErrorClass(err.message);
       else throw err;
       // The daemon's words may quote the registry: logged cut short, never answered.
-      log.warn(
-        { image: ref, docker_error: cls, daemon: (err as Error).message.slice(0, 300) },
-        "pull failed",
-      );
+      log.warn({ image: ref, docker_error: cls, daemon: err.message.slice(0, 300) }, "pull failed");
       const details = { docker_error: cls };
       const message = `pulling ${ref} failed: ${describePullError(cls)} (${cls})`;
       if (cls === "not_found")
