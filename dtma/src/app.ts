@@ -10,6 +10,7 @@ import { stdioRoutes } from "./routes/stdio";
 import { systemRoutes } from "./routes/system";
 import { toolRoutes } from "./routes/tools";
 import { StatusSampler } from "./status/sampler";
+import { DockerProbe, type DockerProbeOptions } from "./status/dockerProbe";
 import { StdioAttachments } from "./stdio/attachments";
 import { ToolManager } from "./tools/manager";
 
@@ -22,6 +23,8 @@ export interface AppDeps {
   /** Heartbeat backoff bounds; tests shorten them. */
   heartbeatBackoffMs?: { min: number; max: number };
   random?: () => number;
+  /** How often /health pings Docker, and how long a ping may take. */
+  dockerProbe?: DockerProbeOptions;
 }
 
 export interface App {
@@ -103,8 +106,9 @@ export function createApp(deps: AppDeps): App {
       : {}),
     ...(deps.random ? { random: deps.random } : {}),
   });
+  const probe = new DockerProbe(docker, log, deps.dockerProbe);
   const router = new Router().add(
-    ...systemRoutes({ sampler, metrics }),
+    ...systemRoutes({ sampler, metrics, probe }),
     ...toolRoutes({ tools, metrics }),
     ...stdioRoutes({ stdio }),
   );
@@ -130,7 +134,10 @@ export function createApp(deps: AppDeps): App {
       });
       const port = (server.address() as AddressInfo).port;
       log.info({ port, scope: config.scope, tool_network: config.toolNetwork }, "DTMA listening");
-      // The first sample and heartbeat never delay start-up; a down daemon shows in /status.
+      // The first sample and heartbeat never delay start-up; a down daemon shows in /status
+      // and /health.
+      probe.start();
+      tools.watcher.start();
       void sampler.start().then(() => heartbeat.start());
       tools
         .ensureNetwork()
@@ -139,6 +146,8 @@ export function createApp(deps: AppDeps): App {
     },
     async stop() {
       sampler.stop();
+      probe.stop();
+      tools.watcher.stop();
       await heartbeat.stop();
       // Upgraded sockets would keep server.close() waiting; the tools keep running.
       stdio.closeAll();

@@ -1,10 +1,26 @@
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-assignment -- tests read the JSON of the API loosely */
 import assert from "node:assert/strict";
+import http from "node:http";
+import net from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { Writable } from "node:stream";
 import fc from "fast-check";
 import { rawHttp, rawRequest } from "../../servicekit/test/rawHttp";
 import { createLogger } from "../src/log";
+import { RegistryAllowList } from "../src/tools/image";
 import type { Running } from "./helpers";
-import { startDtma, TOKEN } from "./helpers";
+import { DockerEngine } from "../src/docker/engine";
+import {
+  api,
+  BUSYBOX,
+  cleanup,
+  inspect,
+  requireImages,
+  sleepTool,
+  SOCKET,
+  startDtma,
+  TOKEN,
+} from "./helpers";
 
 // Issue 13, replayed against the DTMA: each case as the attacker or the misbehaving tool sent
 // it, with the answer it must get now.
@@ -29,6 +45,41 @@ async function loggedDtma(
 }
 
 const bearer = (scheme = "Bearer") => `Authorization: ${scheme} ${TOKEN}`;
+
+/** A registry on loopback that answers every request with `status` and an HTML page. */
+async function pageRegistry(status: number, page: string) {
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    res.writeHead(status, { "content-type": "text/html" }).end(page);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  return { port, requests, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+/** A registry on loopback that accepts connections and never answers. */
+async function silentRegistry() {
+  const sockets = new Set<Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on("error", () => undefined);
+    s.on("close", () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    connections: () => sockets.size,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+const stdio = { transport: { type: "stdio" }, network: "none" };
 
 describe("security: issue 13 replayed against the DTMA", function () {
   this.timeout(120_000);
@@ -115,4 +166,403 @@ describe("security: issue 13 replayed against the DTMA", function () {
       }
     });
   });
+
+  describe("images and registries (items 3 and 6)", () => {
+    let dtma: Running;
+    let call: ReturnType<typeof api>;
+    let notFound: Awaited<ReturnType<typeof pageRegistry>>;
+    let forbidden: Awaited<ReturnType<typeof pageRegistry>>;
+    let unlisted: Awaited<ReturnType<typeof pageRegistry>>;
+    const marker = `SECRET-PAGE-${Math.random().toString(36).slice(2)}`;
+
+    before(async function () {
+      await requireImages(this, BUSYBOX);
+      notFound = await pageRegistry(404, `<html>${marker}</html>`);
+      forbidden = await pageRegistry(403, `<html>${marker}</html>`);
+      unlisted = await pageRegistry(200, "<html>internal admin page</html>");
+      // The two page registries are listed (as an operator lists a registry on the LAN); the
+      // third is not.
+      dtma = await startDtma({
+        registries: new RegistryAllowList(
+          `docker.io,127.0.0.1:${notFound.port},127.0.0.1:${forbidden.port}`,
+        ),
+      });
+      call = api(dtma.url);
+    });
+    after(async () => {
+      await dtma?.stop();
+      await cleanup();
+      await Promise.all([notFound, forbidden, unlisted].map((r) => r?.close()));
+    });
+
+    it("references Docker's grammar rejects are a 400 naming image, before Docker is asked", async () => {
+      for (const image of [
+        "UPPER/busybox",
+        "a..b/x",
+        "host:99999999999/x",
+        "x:",
+        "-x",
+        "a/b@sha256:12",
+      ]) {
+        const res = await call("PUT", "/tools/bad-ref", { image, ...stdio });
+        assert.equal(res.status, 400, image);
+        assert.equal(res.json.field, "image", image);
+      }
+    });
+
+    it("a registry not on the allow-list is refused with 400 naming image, and never contacted", async () => {
+      for (const image of [
+        `127.0.0.1:${unlisted.port}/x/y:1`,
+        `localhost:${unlisted.port}/x/y:1`,
+        `127.1:${unlisted.port}/x/y:1`,
+        `2130706433:${unlisted.port}/x/y:1`,
+        "169.254.169.254/latest/meta-data:1",
+        "10.0.0.1:5000/x:1",
+        "192.168.1.1/x:1",
+        "registry.example.com/x:1",
+      ]) {
+        const res = await call("PUT", "/tools/ssrf", { image, ...stdio, pull: "always" });
+        assert.equal(res.status, 400, image);
+        assert.equal(res.json.field, "image", image);
+        assert.match(res.json.message, /DTMA_REGISTRIES/, image);
+      }
+      assert.deepEqual(unlisted.requests, []);
+    });
+
+    it("a listed registry's error page never comes back; the answer names Docker's error class", async () => {
+      const missing = await call("PUT", "/tools/reflect", {
+        image: `127.0.0.1:${notFound.port}/x/y:1`,
+        ...stdio,
+      });
+      assert.equal(missing.status, 422);
+      assert.equal(missing.json.error, "image_not_found");
+      assert.equal(missing.json.docker_error, "not_found");
+      const denied = await call("PUT", "/tools/reflect", {
+        image: `127.0.0.1:${forbidden.port}/x/y:1`,
+        ...stdio,
+      });
+      assert.equal(denied.status, 502);
+      assert.equal(denied.json.error, "pull_failed");
+      assert.equal(denied.json.docker_error, "forbidden");
+      for (const res of [missing, denied]) assert.doesNotMatch(res.text, new RegExp(marker));
+      assert.ok(notFound.requests.length > 0 && forbidden.requests.length > 0, "contacted");
+    });
+  });
+
+  describe("pulls from a registry that never answers (item 9)", () => {
+    let dtma: Running;
+    let call: ReturnType<typeof api>;
+    let silent: Awaited<ReturnType<typeof silentRegistry>>;
+
+    before(async function () {
+      await requireImages(this, BUSYBOX);
+      silent = await silentRegistry();
+      dtma = await startDtma({
+        registries: new RegistryAllowList(`docker.io,127.0.0.1:${silent.port}`),
+        pulls: { max: 2, timeoutMs: 60_000 },
+      });
+      call = api(dtma.url);
+    });
+    after(async () => {
+      await dtma?.stop();
+      await silent?.close();
+      await cleanup();
+    });
+
+    it("40 stuck pulls leave the API answering: GET /tools comes back while every pull is still held", async () => {
+      let settled = 0;
+      const deploys = Array.from({ length: 40 }, (_, i) =>
+        call("PUT", `/tools/stuck-${i}`, {
+          image: `127.0.0.1:${silent.port}/x/s${i}:1`,
+          ...stdio,
+        }).finally(() => (settled += 1)),
+      );
+      // Wait until the daemon holds every pull it was given: its connections stop growing.
+      let seen = -1;
+      for (
+        let i = 0;
+        i < 30 && (silent.connections() === 0 || silent.connections() !== seen);
+        i++
+      ) {
+        seen = silent.connections();
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      const tools = await Promise.race([
+        call("GET", "/tools"),
+        new Promise<null>((r) => setTimeout(() => r(null), 20_000)),
+      ]);
+      assert.ok(tools, "GET /tools did not answer within 20 s while the pulls were held");
+      assert.equal(tools.status, 200);
+      assert.equal(settled, 0, "no pull may have finished: the registry never answered");
+      await silent.close();
+      const answers = await Promise.all(deploys);
+      for (const a of answers) assert.ok(a.status === 502 || a.status === 504, String(a.status));
+    });
+
+    it("a pull that outlives DTMA_PULL_TIMEOUT_SECONDS is 504 pull_timeout, and frees its slot", async () => {
+      const again = await silentRegistry();
+      const quick = await startDtma({
+        registries: new RegistryAllowList(`127.0.0.1:${again.port}`),
+        pulls: { max: 1, timeoutMs: 1500 },
+      });
+      try {
+        const q = api(quick.url);
+        const first = await q("PUT", "/tools/slow-a", {
+          image: `127.0.0.1:${again.port}/x/a:1`,
+          ...stdio,
+        });
+        assert.equal(first.status, 504);
+        assert.equal(first.json.error, "pull_timeout");
+        assert.equal(first.json.docker_error, "deadline");
+        const second = await q("PUT", "/tools/slow-b", {
+          image: `127.0.0.1:${again.port}/x/b:1`,
+          ...stdio,
+        });
+        assert.equal(second.status, 504, "the slot of the first pull was freed");
+      } finally {
+        await quick.stop();
+        await again.close();
+      }
+    });
+  });
+
+  describe("a tool's logs (item 2)", () => {
+    let dtma: Running;
+    let call: ReturnType<typeof api>;
+    const LINE = 60_000;
+    const LINES = 400;
+
+    before(async function () {
+      await requireImages(this, BUSYBOX);
+      dtma = await startDtma({
+        logs: { maxBytes: 1024 * 1024, maxLineBytes: 16_384, maxReads: 2 },
+      });
+      call = api(dtma.url);
+      // 400 lines of 60 kB each (24 MB), the last one numbered, then quiet.
+      const script = `x=$(head -c ${LINE} /dev/zero | tr '\\0' x); i=0; while [ $i -lt ${LINES} ]; do echo "$i $x"; i=$((i+1)); done; echo last-line; sleep 3600`;
+      const res = await call("PUT", "/tools/noisy", {
+        image: BUSYBOX,
+        command: ["sh", "-c", script],
+        transport: { type: "http", port: 8080 },
+        network: "none",
+      });
+      assert.equal(res.status, 201, res.text);
+      for (let i = 0; i < 100; i++) {
+        const tail = await call("GET", "/tools/noisy/logs?tail=1");
+        if (tail.json?.entries?.[0]?.text === "last-line") break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    });
+    after(async () => {
+      await dtma?.stop();
+      await cleanup();
+    });
+
+    it("tail=10000 of long lines is bounded in bytes and lines, keeps the newest lines, and says it was cut", async () => {
+      const res = await call("GET", "/tools/noisy/logs?tail=10000");
+      assert.equal(res.status, 200);
+      assert.ok(res.text.length <= 1024 * 1024 + 64 * 1024, `answer of ${res.text.length} bytes`);
+      assert.equal(res.json.truncated, true);
+      const entries = res.json.entries as { text: string }[];
+      assert.ok(entries.length > 0);
+      for (const e of entries) assert.ok(Buffer.byteLength(e.text) <= 16_384, "line cut");
+      assert.equal(entries.at(-1)!.text, "last-line", "the newest line is kept");
+      assert.match(entries.at(-2)!.text, new RegExp(`^${LINES - 1} x+$`));
+    });
+
+    it("concurrent reads beyond DTMA_MAX_LOG_READS get 429 with Retry-After; later reads succeed", async () => {
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, () => call("GET", "/tools/noisy/logs?tail=10000")),
+      );
+      const statuses = answers.map((a) => a.status);
+      assert.ok(
+        statuses.every((s) => s === 200 || s === 429),
+        statuses.join(","),
+      );
+      const refused = answers.filter((a) => a.status === 429);
+      assert.ok(refused.length > 0, `no read was refused: ${statuses.join(",")}`);
+      for (const r of refused) {
+        assert.equal(r.json.error, "too_many_log_reads");
+        assert.ok(Number(r.headers.get("retry-after")) >= 1);
+      }
+      assert.equal((await call("GET", "/tools/noisy/logs?tail=5")).status, 200);
+    });
+  });
+
+  describe("spec_hash and secrets (item 8)", () => {
+    let dtma: Running;
+    let call: ReturnType<typeof api>;
+
+    before(async function () {
+      await requireImages(this, BUSYBOX);
+      dtma = await startDtma();
+      call = api(dtma.url);
+    });
+    after(async () => {
+      await dtma?.stop();
+      await cleanup();
+    });
+
+    const spec = (secret: string) => ({
+      image: BUSYBOX,
+      command: ["sleep", "3600"],
+      ...stdio,
+      env: { MODE: "x" },
+      secrets: { API_KEY: secret },
+    });
+
+    it("the hash cannot confirm a guessed secret: it is the same for every value, and a new value still replaces the container", async () => {
+      const first = await call("PUT", "/tools/hashed", spec("alpha-secret-1"));
+      assert.equal(first.status, 201);
+      const same = await call("PUT", "/tools/hashed", spec("alpha-secret-1"));
+      assert.equal(same.json.changed, false);
+      assert.equal(same.json.container_id, first.json.container_id);
+      const rotated = await call("PUT", "/tools/hashed", spec("beta-secret-2"));
+      assert.equal(rotated.status, 200);
+      assert.equal(rotated.json.changed, true, "a changed secret is a change");
+      assert.notEqual(rotated.json.container_id, first.json.container_id);
+      assert.equal(rotated.json.spec_hash, first.json.spec_hash, "the hash holds no secret value");
+      const c = await inspect(rotated.json.container_id as string);
+      assert.ok((c.Config.Env as string[]).includes("API_KEY=beta-secret-2"));
+      assert.equal(c.Config.Labels["agentopia.spec-hash"], first.json.spec_hash);
+      // A plain setting is still part of the hash.
+      const env = await call("PUT", "/tools/hashed", {
+        ...spec("beta-secret-2"),
+        env: { MODE: "y" },
+      });
+      assert.notEqual(env.json.spec_hash, first.json.spec_hash);
+    });
+  });
+
+  describe("waits share one watcher; health sees a stalled Docker (item 9)", () => {
+    let dtma: Running;
+    let call: ReturnType<typeof api>;
+    let requests = 0;
+
+    /** The real engine, counting every request the DTMA sends the daemon. */
+    class CountingEngine extends DockerEngine {
+      override open(...args: Parameters<DockerEngine["open"]>) {
+        requests += 1;
+        return super.open(...args);
+      }
+    }
+
+    before(async function () {
+      await requireImages(this, BUSYBOX);
+      dtma = await startDtma({}, { docker: new CountingEngine(SOCKET) });
+      call = api(dtma.url);
+    });
+    after(async () => {
+      await dtma?.stop();
+      await cleanup();
+    });
+
+    it("1,000 concurrent waits cost Docker a handful of requests, not one per wait every 200 ms, and all see the change", async () => {
+      assert.equal(
+        (await call("PUT", "/tools/waited", sleepTool({ network: "none" }))).status,
+        201,
+      );
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1000 });
+      const wait = () =>
+        new Promise<{ status: number; json: any }>((resolve, reject) => {
+          http
+            .get(
+              `${dtma.url}/tools/waited/wait?state=exited&timeout=30`,
+              { agent, headers: { authorization: `Bearer ${TOKEN}` } },
+              (res) => {
+                let text = "";
+                res.on("data", (c: Buffer) => (text += c.toString()));
+                res.on("end", () =>
+                  resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }),
+                );
+              },
+            )
+            .on("error", reject);
+        });
+      const waits = Array.from({ length: 1000 }, wait);
+      // Every wait is in; then two seconds of nothing happening.
+      await new Promise((r) => setTimeout(r, 3000));
+      const before = requests;
+      await new Promise((r) => setTimeout(r, 2000));
+      const idle = requests - before;
+      assert.ok(idle < 50, `${idle} Docker requests in 2 s of 1,000 idle waits`);
+      assert.equal((await call("POST", "/tools/waited/stop")).status, 200);
+      const answers = await Promise.all(waits);
+      agent.destroy();
+      assert.ok(
+        answers.every(
+          (a) => a.status === 200 && a.json.reached === true && a.json.tool.state === "exited",
+        ),
+      );
+    });
+
+    it("a wait for removal answers when the tool goes, and an unknown tool is still 404", async () => {
+      assert.equal((await call("PUT", "/tools/goner", sleepTool({ network: "none" }))).status, 201);
+      const waiting = call("GET", "/tools/goner/wait?state=removed&timeout=30");
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await call("DELETE", "/tools/goner")).status, 204);
+      const res = await waiting;
+      assert.equal(res.json.reached, true);
+      assert.equal(res.json.tool, null);
+      assert.equal((await call("GET", "/tools/nobody/wait?state=running&timeout=1")).status, 404);
+    });
+
+    it("/health turns 503 when the Docker connection stalls, and back to 200 when it answers", async () => {
+      const stand = await standInDocker();
+      const probed = await startDtma(
+        { dockerSocket: stand.path },
+        { dockerProbe: { intervalMs: 100, timeoutMs: 300 } },
+      );
+      try {
+        const health = api(probed.url, null);
+        const until = async (status: number) => {
+          for (let i = 0; i < 100; i++) {
+            const res = await health("GET", "/health");
+            if (res.status === status) return res;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          assert.fail(`/health never answered ${status}`);
+        };
+        assert.deepEqual((await until(200)).json, { status: "ok" });
+        stand.stall(true);
+        const down = await until(503);
+        assert.equal(down.json.status, "unavailable");
+        assert.equal(down.json.docker, "stalled");
+        stand.stall(false);
+        await until(200);
+      } finally {
+        await probed.stop();
+        await stand.close();
+      }
+    });
+  });
 });
+
+/** A stand-in for the Docker socket that answers /_ping (or nothing at all, once stalled). */
+async function standInDocker() {
+  const path = `/tmp/dtma-standin-${process.pid}-${Date.now()}.sock`;
+  let stalled = false;
+  const held = new Set<http.ServerResponse>();
+  const server = http.createServer((req, res) => {
+    if (stalled) {
+      held.add(res);
+      return;
+    }
+    if (req.url?.endsWith("/_ping")) return void res.writeHead(200).end("OK");
+    res.writeHead(500, { "content-type": "application/json" }).end('{"message":"stand-in"}');
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  return {
+    path,
+    stall(on: boolean) {
+      stalled = on;
+      if (!on) for (const r of held) r.destroy();
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const res of held) res.destroy();
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}

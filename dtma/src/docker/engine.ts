@@ -25,7 +25,7 @@ export interface RequestOptions {
   /** Ends the request when aborted (the daemon cancels what it was doing for it). */
   signal?: AbortSignal;
   /** Default: the API's keep-alive pool. */
-  agent?: http.Agent;
+  agent?: http.Agent | false;
 }
 
 /** A pull that did not finish within its deadline. */
@@ -135,6 +135,36 @@ export class DockerEngine {
     if (status >= 400) throw new DockerError(status, daemonMessage(body));
     if (body.length === 0) return undefined as T;
     return JSON.parse(body.toString("utf8")) as T;
+  }
+
+  /**
+   * Docker's event stream for containers with these labels: one JSON object per line, for as
+   * long as it stays open. Its own connection (never the pool's) and no idle timeout.
+   */
+  async events(labels: string[], signal: AbortSignal): Promise<http.IncomingMessage> {
+    const filters = encodeURIComponent(JSON.stringify({ type: ["container"], label: labels }));
+    const res = await this.open("GET", `/events?filters=${filters}`, {
+      agent: false,
+      timeoutMs: 0,
+      signal,
+    });
+    if ((res.statusCode ?? 0) < 400) return res;
+    res.resume();
+    throw new DockerError(res.statusCode ?? 500, "the daemon refused the event stream");
+  }
+
+  /**
+   * Whether the daemon answers /_ping through the API's own pool within `timeoutMs`: "stalled"
+   * when it (or a free connection) does not come in time, "unreachable" when it fails.
+   */
+  async responsive(timeoutMs: number): Promise<"ok" | "stalled" | "unreachable"> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      const { status } = await this.raw("GET", "/_ping", { timeoutMs, signal });
+      return status === 200 ? "ok" : "unreachable";
+    } catch {
+      return signal.aborted ? "stalled" : "unreachable";
+    }
   }
 
   async ping(): Promise<boolean> {

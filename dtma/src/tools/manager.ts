@@ -13,6 +13,7 @@ import { parseSpec, validateName, ValidationError } from "./spec";
 import { parseImageRef, type RegistryAllowList } from "./image";
 import { toolFromContainer } from "./view";
 import { LogReader, type LogLimits } from "./logs";
+import { ToolWatcher } from "./watcher";
 
 export interface ToolManagerDeps {
   docker: DockerEngine;
@@ -38,9 +39,17 @@ export class ToolManager {
   private readonly locks = new ToolLocks();
   private network: Promise<void> | undefined;
   private readonly logReader: LogReader;
+  /** Follows Docker's events for the waits (start and stop it with the service). */
+  readonly watcher: ToolWatcher;
 
   constructor(private readonly deps: ToolManagerDeps) {
     this.logReader = new LogReader(deps.docker, deps.logs);
+    this.watcher = new ToolWatcher({
+      docker: deps.docker,
+      log: deps.log,
+      labels: this.filters(),
+      find: (name) => this.find(name),
+    });
   }
 
   containerName(name: string): string {
@@ -214,7 +223,7 @@ export class ToolManager {
     await this.logReader.answer(res, { name, id: tool.container_id, stdio, tail, since }, signal);
   }
 
-  /** Long-polls until the tool reaches `state` or the timeout passes. */
+  /** Long-polls until the tool reaches `state` or the timeout passes (one shared watcher). */
   async wait(
     name: string,
     state: WaitState,
@@ -222,15 +231,9 @@ export class ToolManager {
     signal?: AbortSignal,
   ): Promise<WaitResult> {
     validateName(name);
-    const deadline = Date.now() + timeoutMs;
-    let tool = await this.find(name);
-    if (!tool && state !== "removed") throw notFound(name);
-    for (;;) {
-      if (reached(tool, state)) return { name, state, reached: true, tool };
-      if (Date.now() >= deadline || signal?.aborted) return { name, state, reached: false, tool };
-      await new Promise((r) => setTimeout(r, 200));
-      tool = await this.find(name);
-    }
+    const r = await this.watcher.wait(name, state, timeoutMs, signal);
+    if (!r.found && state !== "removed") throw notFound(name);
+    return { name, state, reached: r.reached, tool: r.tool };
   }
 
   private async assertRunning(id: string, settleMs: number): Promise<void> {
@@ -277,14 +280,6 @@ export class ToolManager {
       throw new HttpError(502, "pull_failed", message, "image", details);
     }
   }
-}
-
-function reached(tool: Tool | null, state: WaitState): boolean {
-  if (state === "removed") return tool === null;
-  if (!tool) return false;
-  if (state === "healthy") return tool.health === "healthy";
-  if (state === "exited") return tool.state === "exited" || tool.state === "dead";
-  return tool.state === "running";
 }
 
 function notFound(name: string): HttpError {
