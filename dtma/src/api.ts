@@ -50,6 +50,13 @@ export interface ToolSpec {
   pull?: "missing" | "always";
   /** Used for this pull only, never stored. */
   registry_auth?: RegistryAuth;
+  /**
+   * The uid (or uid:gid, numeric, never 0) the tool runs as. Default: the image's user when it
+   * is a numeric uid other than 0, otherwise 65534:65534.
+   */
+  user?: string;
+  /** Run as root (still without capabilities): refused unless DTMA_MAX_ROOT_TOOLS allows it. */
+  run_as_root?: boolean;
 }
 
 export type ToolState =
@@ -69,6 +76,8 @@ export interface Tool {
   isolation: Isolation;
   max_lanes: number;
   network: "none" | "egress";
+  /** The uid:gid the tool's processes run as. */
+  user: string | null;
   /** Where the backend reaches an http tool on the tool network. */
   endpoint: string | null;
   resources: Required<ToolResources>;

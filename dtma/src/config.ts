@@ -39,6 +39,7 @@ const parsers = {
   DTMA_MAX_TOOL_CPUS: decimalIn(0.01, 64, 1),
   DTMA_MAX_TOOL_PIDS: intIn(8, 32768, 256),
   DTMA_MAX_LANES_PER_TOOL: intIn(1, 32, 8),
+  DTMA_MAX_ROOT_TOOLS: intIn(0, 64, 0),
   DTMA_HEARTBEAT_INTERVAL_SECONDS: intIn(1, 3600, 60),
   DTMA_STATUS_REFRESH_SECONDS: intIn(1, 300, 5),
   LOG_LEVEL: logLevel,
@@ -74,7 +75,7 @@ export interface Config {
   apiBaseUrl: string;
   toolNetwork: string;
   /** Caps of a tool's resources and of a per_session tool's lanes. */
-  caps: { memoryMb: number; cpus: number; pids: number; lanes: number };
+  caps: { memoryMb: number; cpus: number; pids: number; lanes: number; rootTools: number };
   heartbeatIntervalMs: number;
   statusRefreshMs: number;
   logLevel: string;
@@ -104,6 +105,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       cpus: e.DTMA_MAX_TOOL_CPUS,
       pids: e.DTMA_MAX_TOOL_PIDS,
       lanes: e.DTMA_MAX_LANES_PER_TOOL,
+      rootTools: e.DTMA_MAX_ROOT_TOOLS,
     },
     heartbeatIntervalMs: e.DTMA_HEARTBEAT_INTERVAL_SECONDS * 1000,
     statusRefreshMs: e.DTMA_STATUS_REFRESH_SECONDS * 1000,

@@ -13,7 +13,7 @@ describe("config", () => {
     assert.equal(c.port, 30000);
     assert.equal(c.apiBaseUrl, "https://api.example.test/functions/v1");
     assert.equal(c.toolNetwork, "toolbox-tools");
-    assert.deepEqual(c.caps, { memoryMb: 256, cpus: 1, pids: 256, lanes: 8 });
+    assert.deepEqual(c.caps, { memoryMb: 256, cpus: 1, pids: 256, lanes: 8, rootTools: 0 });
     assert.equal(c.heartbeatIntervalMs, 60_000);
     assert.equal(c.logLevel, "info");
     assert.equal(c.dockerSocket, "/var/run/docker.sock");

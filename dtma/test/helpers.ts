@@ -31,7 +31,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     tokens: { current: TOKEN, previous: undefined },
     apiBaseUrl: "http://127.0.0.1:9/api",
     toolNetwork: NETWORK,
-    caps: { memoryMb: 256, cpus: 1, pids: 256, lanes: 8 },
+    caps: { memoryMb: 256, cpus: 1, pids: 256, lanes: 8, rootTools: 0 },
     heartbeatIntervalMs: 3_600_000,
     statusRefreshMs: 60_000,
     logLevel: process.env.TEST_LOG_LEVEL ?? "silent",

@@ -18,7 +18,9 @@ describe("sandbox", function () {
   let dtma: Running;
   before(async function () {
     await requireImages(this, BUSYBOX);
-    dtma = await startDtma({ caps: { memoryMb: 128, cpus: 0.5, pids: 64, lanes: 8 } });
+    dtma = await startDtma({
+      caps: { memoryMb: 128, cpus: 0.5, pids: 64, lanes: 8, rootTools: 0 },
+    });
   });
   after(async () => {
     await dtma?.stop();

@@ -14,6 +14,7 @@ import {
   api,
   BUSYBOX,
   cleanup,
+  exec,
   inspect,
   requireImages,
   sleepTool,
@@ -533,6 +534,94 @@ describe("security: issue 13 replayed against the DTMA", function () {
       } finally {
         await probed.stop();
         await stand.close();
+      }
+    });
+  });
+
+  describe("the sandbox (item 7)", () => {
+    let dtma: Running;
+    let call: ReturnType<typeof api>;
+
+    before(async function () {
+      await requireImages(this, BUSYBOX);
+      dtma = await startDtma({
+        caps: { memoryMb: 256, cpus: 1, pids: 256, lanes: 8, rootTools: 1 },
+      });
+      call = api(dtma.url);
+    });
+    after(async () => {
+      await dtma?.stop();
+      await cleanup();
+    });
+
+    const sh = async (id: string, script: string) =>
+      (
+        await exec("docker", ["exec", id, "/bin/busybox", "sh", "-c", script]).catch(
+          (e: { stdout: string }) => e,
+        )
+      ).stdout;
+
+    /**
+     * Every writable mount is noexec, and a binary copied anywhere writable does not run (named
+     * `true`, busybox runs that applet: exit 0 when it ran).
+     */
+    async function assertNothingWritableRuns(id: string) {
+      const mounts = (await sh(id, "cat /proc/mounts")).trim().split("\n");
+      for (const m of mounts) {
+        const [, where, , opts = ""] = m.split(" ");
+        const flags = opts.split(",");
+        if (flags.includes("rw"))
+          assert.ok(flags.includes("noexec"), `${where} is writable and executable`);
+      }
+      const ran = await sh(
+        id,
+        "for d in /tmp /dev /dev/shm /run /var/tmp /; do cp /bin/busybox $d/true 2>/dev/null && $d/true 2>/dev/null && echo RAN-$d; done; true",
+      );
+      assert.equal(ran.trim(), "");
+    }
+
+    it("an image without a user runs as 65534, in a private cgroup namespace, and nothing writable executes", async () => {
+      const res = await call("PUT", "/tools/plain", sleepTool({ network: "none" }));
+      assert.equal(res.status, 201, res.text);
+      const id = res.json.container_id as string;
+      const c = await inspect(id);
+      assert.equal(c.Config.User, "65534:65534");
+      assert.equal(c.HostConfig.CgroupnsMode, "private");
+      assert.equal((await sh(id, "id -u")).trim(), "65534");
+      assert.equal(res.json.user, "65534:65534");
+      for (const line of (await sh(id, "cat /proc/self/cgroup")).trim().split("\n"))
+        assert.match(line, /:\/$/, `the tool sees the host's cgroup path: ${line}`);
+      await assertNothingWritableRuns(id);
+    });
+
+    it("running as root is an explicit opt-out, capped by DTMA_MAX_ROOT_TOOLS, and still nothing writable executes", async () => {
+      const root = await call(
+        "PUT",
+        "/tools/rooted",
+        sleepTool({ network: "none", run_as_root: true }),
+      );
+      assert.equal(root.status, 201, root.text);
+      assert.equal((await sh(root.json.container_id as string, "id -u")).trim(), "0");
+      await assertNothingWritableRuns(root.json.container_id as string);
+      const second = await call(
+        "PUT",
+        "/tools/rooted-2",
+        sleepTool({ network: "none", run_as_root: true }),
+      );
+      assert.equal(second.status, 400);
+      assert.equal(second.json.field, "run_as_root");
+      // An explicit non-root user, and uid 0 refused as a user.
+      const uid = await call(
+        "PUT",
+        "/tools/uid",
+        sleepTool({ network: "none", user: "1234:1234" }),
+      );
+      assert.equal(uid.status, 201, uid.text);
+      assert.equal((await sh(uid.json.container_id as string, "id -u")).trim(), "1234");
+      for (const user of ["0", "0:0", "root", "1:x", ""]) {
+        const bad = await call("PUT", "/tools/uid-bad", sleepTool({ network: "none", user }));
+        assert.equal(bad.status, 400, user);
+        assert.equal(bad.json.field, "user", user);
       }
     });
   });

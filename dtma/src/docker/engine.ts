@@ -60,6 +60,7 @@ export interface ContainerInspect {
     Cmd: string[] | null;
     /** `K=V` entries, the image's and the deploy's. */
     Env: string[] | null;
+    User?: string;
   };
   HostConfig: Record<string, unknown>;
   NetworkSettings: { Networks: Record<string, unknown> };

@@ -17,6 +17,7 @@ export const LABEL = {
   isolation: "agentopia.isolation",
   maxLanes: "agentopia.max-lanes",
   network: "agentopia.network",
+  runAsRoot: "agentopia.run-as-root",
 } as const;
 
 export const MANAGED_BY = "dtma";
@@ -38,6 +39,8 @@ export function specHash(spec: ParsedSpec, resources: object): string {
     max_lanes: spec.max_lanes,
     resources,
     network: spec.network,
+    user: spec.user ?? null,
+    run_as_root: spec.run_as_root,
     account_tool_instance_id: spec.account_tool_instance_id ?? null,
   };
   return createHash("sha256").update(JSON.stringify(canonical)).digest("hex").slice(0, 32);

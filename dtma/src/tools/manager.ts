@@ -4,7 +4,7 @@ import type { DeployResult, Tool, WaitResult, WaitState } from "../api";
 import type { ContainerInspect, ContainerSummary, DockerEngine } from "../docker/engine";
 import { DockerError, PullTimeout } from "../docker/engine";
 import { describePullError, pullErrorClass, type PullErrorClass } from "../docker/pullErrors";
-import { containerBody } from "../docker/sandbox";
+import { containerBody, toolUser } from "../docker/sandbox";
 import { HttpError } from "@agentopia-toolboxes/servicekit/http";
 import { LABEL, MANAGED_BY, secretsMatch, specHash } from "./labels";
 import { ToolLocks } from "./lock";
@@ -146,6 +146,8 @@ export class ToolManager {
       }
 
       await this.ensureImage(spec, image.pullRef);
+      const user = toolUser(spec, (await docker.inspectImage(image.pullRef))?.Config?.User);
+      if (spec.run_as_root) await this.assertRootAllowed(name);
       if (spec.network === "egress") await this.ensureNetwork();
       const body = containerBody({
         name,
@@ -154,6 +156,7 @@ export class ToolManager {
         spec,
         hash,
         resources,
+        user,
         toolNetwork: this.deps.toolNetwork,
       });
       // A replacement starts beside the old container, which goes only once the new one runs.
@@ -234,6 +237,22 @@ export class ToolManager {
     const r = await this.watcher.wait(name, state, timeoutMs, signal);
     if (!r.found && state !== "removed") throw notFound(name);
     return { name, state, reached: r.reached, tool: r.tool };
+  }
+
+  /** DTMA_MAX_ROOT_TOOLS counts the other tools that run as root now. */
+  private async assertRootAllowed(name: string): Promise<void> {
+    const max = this.deps.caps.rootTools ?? 0;
+    const others = (
+      await this.deps.docker.listContainers(this.filters([`${LABEL.runAsRoot}=true`]))
+    )
+      .map((c) => c.Labels[LABEL.toolName])
+      .filter((n) => n !== name);
+    if (new Set(others).size >= max) {
+      throw new ValidationError(
+        "run_as_root",
+        `this toolbox runs at most ${max} tools as root (DTMA_MAX_ROOT_TOOLS)`,
+      );
+    }
   }
 
   private async assertRunning(id: string, settleMs: number): Promise<void> {

@@ -15,6 +15,8 @@ export interface Caps {
   pids: number;
   /** Lanes of one per_session tool (DTMA_MAX_LANES_PER_TOOL). */
   lanes: number;
+  /** Tools that may run as root at once (DTMA_MAX_ROOT_TOOLS); default none. */
+  rootTools?: number;
 }
 
 /** The most lanes a deploy may ask for, whatever the toolbox's cap. */
@@ -23,8 +25,9 @@ export const DEFAULT_LANES = 4;
 
 export type ParsedSpec = Omit<
   ToolSpec,
-  "transport" | "isolation" | "max_lanes" | "network" | "pull"
+  "transport" | "isolation" | "max_lanes" | "network" | "pull" | "run_as_root"
 > & {
+  run_as_root: boolean;
   transport: { type: "stdio" } | { type: "http"; port: number; path: string };
   isolation: Isolation;
   max_lanes: number;
@@ -195,7 +198,12 @@ const SPEC_FIELDS = [
   "account_tool_instance_id",
   "pull",
   "registry_auth",
+  "user",
+  "run_as_root",
 ] as const;
+
+/** A numeric uid, optionally with a numeric gid; never uid 0 (that is `run_as_root`). */
+const USER = /^[1-9][0-9]{0,9}(?::[0-9]{1,10})?$/;
 
 export function validateName(name: string): void {
   if (!TOOL_NAME_PATTERN.test(name)) throw new ValidationError("name", TOOL_NAME_RULE);
@@ -248,6 +256,23 @@ export function parseSpec(body: unknown, caps: Caps): ParsedSpec {
   const pull = oneOf(b.pull, "pull", ["missing", "always"], "missing");
   const auth =
     b.registry_auth === undefined ? undefined : registryAuth(b.registry_auth, "registry_auth");
+  const user =
+    b.user === undefined
+      ? undefined
+      : string(b.user, "user", {
+          max: 21,
+          pattern: USER,
+          rule: "must be a numeric uid or uid:gid, not 0 (run_as_root asks for root)",
+        });
+  let runAsRoot = false;
+  if (b.run_as_root !== undefined) {
+    if (typeof b.run_as_root !== "boolean")
+      return expected("run_as_root", "boolean", b.run_as_root);
+    runAsRoot = b.run_as_root;
+  }
+  if (runAsRoot && user !== undefined) fail("user", "cannot be set with run_as_root");
+  if (runAsRoot && (caps.rootTools ?? 0) === 0)
+    fail("run_as_root", "this toolbox runs no tool as root (DTMA_MAX_ROOT_TOOLS is 0)");
   noOtherKeys(b, SPEC_FIELDS, "");
   for (const key of Object.keys(secrets ?? {})) {
     if (env && Object.hasOwn(env, key)) fail(at("secrets", key), "also set in env");
@@ -266,6 +291,8 @@ export function parseSpec(body: unknown, caps: Caps): ParsedSpec {
   if (id !== undefined) spec.account_tool_instance_id = id as string | null;
   spec.pull = pull;
   if (auth) spec.registry_auth = auth;
+  if (user !== undefined) spec.user = user;
+  spec.run_as_root = runAsRoot;
   return spec;
 }
 

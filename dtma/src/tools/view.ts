@@ -44,6 +44,7 @@ export function toolFromContainer(c: ContainerInspect, now = Date.now()): Tool {
     isolation,
     max_lanes: Number.isSafeInteger(maxLanes) && maxLanes > 0 ? maxLanes : DEFAULT_LANES,
     network,
+    user: c.Config.User || null,
     endpoint:
       transport.type === "http" && network === "egress"
         ? `http://${name}:${transport.port}${transport.path ?? "/"}`
