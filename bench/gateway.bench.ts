@@ -12,126 +12,28 @@
  *   bash scripts/build-test-images.sh && npx tsx bench/gateway.bench.ts
  *   BACKEND_NODE_FLAGS="--lite-mode" npx tsx bench/gateway.bench.ts   # compare node flags
  */
-import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { DTMA_PORT } from "../components/containerSpecs";
 import { docker } from "../tests/harness/dockerCli";
 import { startToolbox, type Toolbox } from "../tests/harness/toolbox";
+import {
+  addressOn,
+  backendImage,
+  compare,
+  connect,
+  cpuNs,
+  mb,
+  MCP_TOOLS,
+  ms,
+  nodePid,
+  pct,
+  report,
+  rss,
+} from "./gatewayKit";
 
-const MCP_TOOLS = "agentopia-test/mcp-tools:latest";
-const BACKEND_IMAGE = "agentopia/backend:dev";
-
-/** The shipped image, or one derived from it that runs node with other flags. */
-function backendImage(): string {
-  const flags = process.env.BACKEND_NODE_FLAGS;
-  if (flags === undefined) return BACKEND_IMAGE;
-  const cmd = [
-    "node",
-    "--conditions=compiled",
-    ...flags.split(" ").filter(Boolean),
-    "dist/main.js",
-  ];
-  execFileSync("docker", ["build", "-q", "-t", "agentopia/backend:bench-flags", "-"], {
-    input: `FROM ${BACKEND_IMAGE}\nCMD ${JSON.stringify(cmd)}\n`,
-    stdio: ["pipe", "ignore", "inherit"],
-  });
-  console.log(`backend node flags: ${flags}`);
-  return "agentopia/backend:bench-flags";
-}
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
-const CALLS_PER_ROUND = Number(process.env.BENCH_CALLS ?? 150);
 const SESSIONS = 100;
 const CALLS_PER_SESSION = 20;
-
-const pct = (xs: number[], p: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
-const ms = (n: number) => `${n.toFixed(2)} ms`;
-const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
-
-/** The node process of a container (its PID 1 is Docker's init). */
-function nodePid(container: string): number {
-  const init = docker(["inspect", "--format", "{{.State.Pid}}", container]);
-  return Number(execFileSync("pgrep", ["-P", init], { encoding: "utf8" }).trim().split("\n")[0]);
-}
-
-/** CPU time of every thread of a process, in ns (schedstat's first field). */
-function cpuNs(pid: number): number {
-  let total = 0;
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    total += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]);
-  }
-  return total;
-}
-
-async function rss(url: string, token: string): Promise<number> {
-  const text = await (
-    await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })
-  ).text();
-  return Number(/^process_resident_memory_bytes (\d+)/m.exec(text)?.[1] ?? NaN);
-}
-
-async function connect(url: string, token?: string): Promise<Client> {
-  const client = new Client({ name: "gateway-bench", version: "1.0.0" });
-  await client.connect(
-    new StreamableHTTPClientTransport(new URL(url), {
-      ...(token ? { requestInit: { headers: { authorization: `Bearer ${token}` } } } : {}),
-    }),
-  );
-  return client;
-}
-
-/** `calls` sequential echo calls; latency of each in ms. */
-async function timed(client: Client, calls: number, tag: string): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < calls; i++) {
-    const t0 = performance.now();
-    await client.callTool({ name: "echo", arguments: { text: `${tag}-${i}` } });
-    out.push(performance.now() - t0);
-  }
-  return out;
-}
-
-/**
- * Interleaved rounds of A and B, so machine noise falls on both alike; `cpu` counts the
- * backend's CPU time during B's rounds (robust where latency is not, on a shared machine).
- */
-async function compare(
-  a: Client,
-  b: Client,
-  cpu: () => number,
-): Promise<{ a: number[]; b: number[]; cpuNsPerCall: number }> {
-  await timed(a, 100, "warm");
-  await timed(b, 100, "warm");
-  const res = { a: [] as number[], b: [] as number[], cpuNsPerCall: 0 };
-  let spent = 0;
-  for (let r = 0; r < ROUNDS; r++) {
-    res.a.push(...(await timed(a, CALLS_PER_ROUND, "a")));
-    const before = cpu();
-    res.b.push(...(await timed(b, CALLS_PER_ROUND, "b")));
-    spent += cpu() - before;
-  }
-  res.cpuNsPerCall = spent / res.b.length;
-  return res;
-}
-
-function report(
-  title: string,
-  baseline: string,
-  { a: base, b: via, cpuNsPerCall }: { a: number[]; b: number[]; cpuNsPerCall: number },
-): void {
-  const p50 = [pct(base, 0.5), pct(via, 0.5)];
-  const p99 = [pct(base, 0.99), pct(via, 0.99)];
-  console.log(`\n${title} (${base.length} calls each, ${ROUNDS} interleaved rounds)`);
-  console.log(`  ${baseline.padEnd(34)} p50 ${ms(p50[0])}  p99 ${ms(p99[0])}`);
-  console.log(`  ${"through the gateway".padEnd(34)} p50 ${ms(p50[1])}  p99 ${ms(p99[1])}`);
-  console.log(
-    `  ratio                              p50 ${(p50[1] / p50[0]).toFixed(2)}×  p99 ${(p99[1] / p99[0]).toFixed(2)}×`,
-  );
-  console.log(`  backend CPU per call through the gateway: ${(cpuNsPerCall / 1000).toFixed(0)} µs`);
-}
 
 async function main(): Promise<void> {
   let box: Toolbox | undefined;
@@ -149,12 +51,7 @@ async function main(): Promise<void> {
     const { tokens, specs, toolNetwork } = box;
     // Agents reach the backend at its address on the tool network, as the direct client reaches
     // the server: the published loopback port would add Docker's userland proxy to one side only.
-    const backendUrl = `http://${docker([
-      "inspect",
-      "--format",
-      `{{(index .NetworkSettings.Networks "${toolNetwork}").IPAddress}}`,
-      specs.backend.name,
-    ])}:3000`;
+    const backendUrl = `http://${addressOn(specs.backend.name, toolNetwork)}:3000`;
     const api = (method: string, path: string, body?: unknown) =>
       fetch(backendUrl + path, {
         method,
@@ -182,17 +79,8 @@ async function main(): Promise<void> {
       if (res.status !== 201)
         throw new Error(`deploy ${name}: ${res.status} ${JSON.stringify(res.body)}`);
     }
-    const dtmaIp = docker([
-      "inspect",
-      "--format",
-      `{{(index .NetworkSettings.Networks "${specs.networks[0].name}").IPAddress}}`,
-      specs.dtma.name,
-    ]);
-    const dtmaUrl = `http://${dtmaIp}:${DTMA_PORT}`;
-    const webIp = docker([
-      "inspect",
-      "--format",
-      `{{(index .NetworkSettings.Networks "${toolNetwork}").IPAddress}}`,
+    const dtmaUrl = `http://${addressOn(specs.dtma.name, specs.networks[0].name)}:${DTMA_PORT}`;
+    const webIp = addressOn(
       docker([
         "ps",
         "-q",
@@ -201,7 +89,8 @@ async function main(): Promise<void> {
         "--filter",
         "label=agentopia.tool-name=web",
       ]),
-    ]);
+      toolNetwork,
+    );
     await new Promise((r) => setTimeout(r, 3000));
     const idle = {
       backend: await rss(backendUrl, tokens.backendApi),

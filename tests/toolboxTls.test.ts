@@ -5,67 +5,16 @@
  * trust it is refused; plain HTTP and TLS 1.1 get nothing that carries data.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import tls from "node:tls";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { Agent, fetch as undiciFetch } from "undici";
+import { certificates } from "./harness/certificates";
 import { DTMA_TEST_IMAGE } from "./harness/dockerCli";
 import { BACKEND_TEST_IMAGE, imagePresent, startToolbox, type Toolbox } from "./harness/toolbox";
 
 const MCP_TOOLS = "agentopia-test/mcp-tools:latest";
-
-/** A CA and a server certificate for 127.0.0.1 signed by it, made with openssl. */
-function certificates(): { ca: string; cert: string; key: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), "box-tls-"));
-  const run = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  try {
-    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    run([
-      "req",
-      "-x509",
-      ...ec,
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=test toolbox CA",
-    ]);
-    run(["req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=toolbox"]);
-    writeFileSync(
-      path.join(dir, "ext"),
-      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-    );
-    run([
-      "x509",
-      "-req",
-      "-in",
-      "server.csr",
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      "server.pem",
-      "-days",
-      "1",
-      "-extfile",
-      "ext",
-    ]);
-    const read = (f: string) => readFileSync(path.join(dir, f), "utf8");
-    return { ca: read("ca.pem"), cert: read("server.pem"), key: read("server.key") };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 describe("the backend over HTTPS with a CA-signed certificate (real Docker daemon)", function () {
   this.timeout(300_000);

@@ -1,7 +1,6 @@
 import { hkdfSync, randomUUID } from "node:crypto";
-// Subpath imports: the whole of jose costs ~4 MB of resident memory, these two ~2 MB.
-import { SignJWT } from "jose/jwt/sign";
-import { jwtVerify } from "jose/jwt/verify";
+import type { SignJWT as SignJwt } from "jose/jwt/sign";
+import type { jwtVerify as JwtVerify } from "jose/jwt/verify";
 import type { Principal } from "./principal";
 import type { Revocations } from "./revocations";
 
@@ -39,6 +38,16 @@ export function signingKey(internalApiSecret: string): Uint8Array {
   return new Uint8Array(hkdfSync("sha256", internalApiSecret, ISSUER, KEY_INFO, 32));
 }
 
+// jose is loaded at the first token minted or checked, through its subpath modules: the whole of
+// it costs ~4 MB of resident memory, these two ~2 MB, and a toolbox whose agents use only the
+// toolbox-wide token never pays them.
+type Jose = { SignJWT: typeof SignJwt; jwtVerify: typeof JwtVerify };
+let jose: Promise<Jose> | undefined;
+const loadJose = (): Promise<Jose> =>
+  (jose ??= Promise.all([import("jose/jwt/sign"), import("jose/jwt/verify")]).then(
+    ([sign, verify]) => ({ SignJWT: sign.SignJWT, jwtVerify: verify.jwtVerify }),
+  ));
+
 export class AgentTokens {
   private readonly key: Uint8Array;
 
@@ -54,6 +63,7 @@ export class AgentTokens {
     const issuedAt = Math.floor(this.now() / 1000);
     const expiresAt = issuedAt + req.expiresInSeconds;
     const tokenId = randomUUID();
+    const { SignJWT } = await loadJose();
     const token = await new SignJWT({ srv: req.servers })
       .setProtectedHeader({ alg: "HS256", typ: "JWT" })
       .setIssuer(ISSUER)
@@ -68,6 +78,7 @@ export class AgentTokens {
 
   /** Checks signature, issuer, audience, expiry and shape; revocation is checked by the caller. */
   async verify(token: string): Promise<Verified> {
+    const { jwtVerify } = await loadJose();
     try {
       const { payload } = await jwtVerify(token, this.key, {
         issuer: ISSUER,
