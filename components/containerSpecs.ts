@@ -30,8 +30,11 @@ export const DOCKER_SOCKET = "/var/run/docker.sock";
 export type ContainerRole = ResidentRole;
 
 export interface NetworkSpec {
-  /** Key the component uses to name the Pulumi resource (`${name}-net-<key>`). */
-  key: "control" | "tools";
+  /**
+   * Key the component uses to name the Pulumi resource (`${name}-net-<key>`). Tools get no
+   * declared network: the DTMA gives each its own (decision 0026).
+   */
+  key: "control";
   name: string;
   /** Undefined: let Docker choose (several toolboxes on one local daemon). */
   subnet?: string;
@@ -140,12 +143,11 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
     subnet: input.fixedSubnets ? CONTROL_SUBNET : undefined,
     labels: common,
   };
-  const tools: NetworkSpec = {
-    key: "tools",
-    name: networkNameFor(input.accountId, "tools"),
-    subnet: input.fixedSubnets ? TOOLS_SUBNET : undefined,
-    labels: common,
-  };
+  // Each egress tool gets a network of its own from the DTMA, named `<this>.<tool>`, shared only
+  // with the backend (decision 0026); on droplets its subnet comes from TOOLS_SUBNET, which the
+  // host firewall names.
+  const toolNetworkPrefix = networkNameFor(input.accountId, "tools");
+  const backendName = containerNameFor(input.accountId, "backend");
   const hardening = {
     restart: "unless-stopped" as const,
     init: true as const,
@@ -163,7 +165,9 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
     env: {
       PORT: String(DTMA_PORT),
       AGENTOPIA_API_BASE_URL: input.agentopiaApiBaseUrl,
-      DTMA_TOOL_NETWORK: tools.name,
+      DTMA_TOOL_NETWORK: toolNetworkPrefix,
+      ...(input.fixedSubnets ? { DTMA_TOOL_SUBNET_POOL: TOOLS_SUBNET } : {}),
+      DTMA_GATEWAY_CONTAINER: backendName,
       // Keeps this toolbox's tools apart from another's on a shared daemon (local target).
       DTMA_SCOPE: dtmaScopeFor(input.accountId),
       // Its tool containers carry the account label like these resident containers.
@@ -190,7 +194,7 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
 
   const backend: ContainerSpec<S> = {
     role: "backend",
-    name: containerNameFor(input.accountId, "backend"),
+    name: backendName,
     image: input.backendImage,
     env: {
       PORT: String(BACKEND_PORT),
@@ -203,11 +207,8 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
     },
     ports: [{ internal: BACKEND_PORT, external: input.publishPort, ip: input.publishAddress }],
     mounts: [],
-    // Control network to drive the DTMA; tools network to reach MCP servers for the gateway.
-    networks: [
-      { name: control.name, aliases: [BACKEND_ALIAS] },
-      { name: tools.name, aliases: [BACKEND_ALIAS] },
-    ],
+    // Control network to drive the DTMA; the DTMA connects it to each tool's own network.
+    networks: [{ name: control.name, aliases: [BACKEND_ALIAS] }],
     healthcheck: httpHealthcheck(BACKEND_PORT),
     memoryMb: input.backendMemoryMb,
     groupAdd: [],
@@ -216,5 +217,5 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
     labels: { ...common, [LABEL_ROLE]: "backend" },
   };
 
-  return { networks: [control, tools], dtma, backend };
+  return { networks: [control], dtma, backend };
 }

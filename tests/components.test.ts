@@ -10,6 +10,7 @@ import {
   BACKEND_PORT,
   DOCKER_SOCKET,
   DTMA_PORT,
+  TOOLS_SUBNET,
   toolboxContainers,
   type ToolboxContainersInput,
 } from "../components/containerSpecs";
@@ -73,10 +74,18 @@ describe("container specs (pure)", function () {
           assert.deepEqual(spec.capDrop, ["ALL"]);
           assert.ok(spec.securityOpts.includes("no-new-privileges:true"));
         }
-        // The DTMA is only on the control network; tools never share a network with it.
-        const tools = specs.networks.find((n) => n.key === "tools")!;
-        assert.ok(!specs.dtma.networks.some((n) => n.name === tools.name));
-        assert.equal(specs.dtma.env.DTMA_TOOL_NETWORK, tools.name);
+        // Only the control network is declared; the DTMA gives each tool its own, connects the
+        // backend to it, and carves its subnet from TOOLS_SUBNET on droplets (decision 0026).
+        assert.deepEqual(
+          specs.networks.map((n) => n.key),
+          ["control"],
+        );
+        assert.equal(specs.dtma.env.DTMA_GATEWAY_CONTAINER, specs.backend.name);
+        assert.equal(specs.dtma.env.DTMA_TOOL_SUBNET_POOL, fixed ? TOOLS_SUBNET : undefined);
+        assert.deepEqual(
+          specs.backend.networks.map((n) => n.name),
+          [specs.networks[0].name],
+        );
         assert.equal(specs.backend.env.DTMA_URL, `http://dtma:${DTMA_PORT}`);
         assert.equal(
           specs.networks.every((n) => (n.subnet !== undefined) === fixed),

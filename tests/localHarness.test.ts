@@ -109,7 +109,7 @@ describe("local end-to-end harness: container specs on a real Docker daemon", fu
 
   // The static busybox cannot resolve names through getaddrinfo, so HTTP goes to the address
   // and names are checked with its own resolver against Docker's DNS (127.0.0.11).
-  const network = (key: "control" | "tools") => specs.networks.find((n) => n.key === key)!.name;
+  const network = (key: "control") => specs.networks.find((n) => n.key === key)!.name;
   const dtmaAddress = () =>
     docker([
       "inspect",
@@ -141,12 +141,19 @@ describe("local end-to-end harness: container specs on a real Docker daemon", fu
     assert.equal(fromNetwork(network("control"), `${url}/status`).status, 401);
   });
 
-  it("is unreachable from the tools network, by name and by address", function () {
-    assert.equal(resolves(network("tools")), false, "`dtma` must not resolve on the tools network");
-    assert.throws(
-      () => fromNetwork(network("tools"), `http://${dtmaAddress()}:${DTMA_PORT}/health`),
-      /timed out|refused|unreachable/,
-    );
+  it("is unreachable from a tool's network, by name and by address", function () {
+    // A bridge like the one the DTMA gives each tool (decision 0026).
+    const toolNet = `${specs.dtma.env.DTMA_TOOL_NETWORK}.probe`;
+    docker(["network", "create", "--driver", "bridge", toolNet]);
+    try {
+      assert.equal(resolves(toolNet), false, "`dtma` must not resolve on a tool's network");
+      assert.throws(
+        () => fromNetwork(toolNet, `http://${dtmaAddress()}:${DTMA_PORT}/health`),
+        /timed out|refused|unreachable/,
+      );
+    } finally {
+      docker(["network", "rm", toolNet]);
+    }
   });
 });
 

@@ -97,7 +97,7 @@ describe("the droplet in a box: DTMA and backend from their specs, MCP servers t
     box?.remove();
   });
 
-  it("starts the backend from its spec: healthy, non-root, read-only, no socket, on both networks", () => {
+  it("starts the backend from its spec: healthy, non-root, read-only, no socket, on the control network", () => {
     const [c] = JSON.parse(docker(["inspect", box.specs.backend.name])) as Json[];
     assert.notEqual(c.Config.User, "");
     assert.equal(c.HostConfig.ReadonlyRootfs, true);

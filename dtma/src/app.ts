@@ -52,6 +52,8 @@ export function createApp(deps: AppDeps): App {
     scope: config.scope,
     account: config.account,
     toolNetwork: config.toolNetwork,
+    ...(config.toolSubnets ? { toolSubnets: config.toolSubnets } : {}),
+    ...(config.gateway ? { gateway: config.gateway } : {}),
     caps: config.caps,
     registries: config.registries,
     pullTimeoutMs: config.pulls.timeoutMs,
@@ -119,6 +121,7 @@ export function createApp(deps: AppDeps): App {
     metrics,
   });
 
+  let gatewayTimer: NodeJS.Timeout | undefined;
   return {
     server,
     tools,
@@ -139,12 +142,18 @@ export function createApp(deps: AppDeps): App {
       probe.start();
       tools.watcher.start();
       void sampler.start().then(() => heartbeat.start());
-      tools
-        .ensureNetwork()
-        .catch((err: unknown) => log.warn({ err }, "tool network not ready yet"));
+      // The gateway joins every tool network, also after it was recreated.
+      const reconcile = () =>
+        tools.networks
+          .reconcile()
+          .catch((err: unknown) => log.warn({ err }, "connecting the gateway failed"));
+      void reconcile();
+      gatewayTimer = setInterval(() => void reconcile(), config.statusRefreshMs);
+      gatewayTimer.unref();
       return port;
     },
     async stop() {
+      clearInterval(gatewayTimer);
       sampler.stop();
       probe.stop();
       tools.watcher.stop();

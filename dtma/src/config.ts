@@ -15,7 +15,11 @@ import {
   type Env,
 } from "@agentopia-toolboxes/servicekit/env";
 
+import ipaddr from "ipaddr.js";
 import { DEFAULT_REGISTRIES, RegistryAllowList } from "./tools/image";
+
+const isIpv4Cidr = (v: string): boolean =>
+  ipaddr.isValidCIDR(v) && ipaddr.IPv4.isValidFourPartDecimal(v.split("/")[0] ?? "");
 
 export { ConfigError };
 
@@ -34,6 +38,20 @@ const parsers = {
     /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/,
     "must be a Docker network name",
     "toolbox-tools",
+  ),
+  DTMA_TOOL_SUBNET_POOL: (env: Env, name: string): string => {
+    const v = read(env, name, "");
+    check(
+      v === "" || (isIpv4Cidr(v) && Number(v.split("/")[1]) <= 24),
+      "must be an IPv4 CIDR of /24 or wider, or empty (Docker chooses)",
+    );
+    return v;
+  },
+  DTMA_TOOL_SUBNET_PREFIX: intIn(24, 29, 28),
+  DTMA_GATEWAY_CONTAINER: matching(
+    /^(?:[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127})?$/,
+    "must be a container name, or empty (no gateway is connected)",
+    "",
   ),
   DTMA_MAX_TOOL_MEMORY_MB: intIn(16, 65536, 256),
   DTMA_MAX_TOOL_CPUS: decimalIn(0.01, 64, 1),
@@ -73,7 +91,12 @@ export interface Config {
   host: string;
   tokens: { current: string; previous: string | undefined };
   apiBaseUrl: string;
+  /** Prefix of each egress tool's own network: `<DTMA_TOOL_NETWORK>.<tool>`. */
   toolNetwork: string;
+  /** The pool tools' subnets are carved from; none: Docker chooses. */
+  toolSubnets: { cidr: string; prefixLength: number } | undefined;
+  /** The gateway container connected to every tool network; none: not connected. */
+  gateway: string | undefined;
   /** Caps of a tool's resources and of a per_session tool's lanes. */
   caps: { memoryMb: number; cpus: number; pids: number; lanes: number; rootTools: number };
   heartbeatIntervalMs: number;
@@ -100,6 +123,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     tokens: { current: e.DTMA_BEARER_TOKEN, previous: e.DTMA_BEARER_TOKEN_PREVIOUS },
     apiBaseUrl: e.AGENTOPIA_API_BASE_URL,
     toolNetwork: e.DTMA_TOOL_NETWORK,
+    toolSubnets:
+      e.DTMA_TOOL_SUBNET_POOL === ""
+        ? undefined
+        : { cidr: e.DTMA_TOOL_SUBNET_POOL, prefixLength: e.DTMA_TOOL_SUBNET_PREFIX },
+    gateway: e.DTMA_GATEWAY_CONTAINER === "" ? undefined : e.DTMA_GATEWAY_CONTAINER,
     caps: {
       memoryMb: e.DTMA_MAX_TOOL_MEMORY_MB,
       cpus: e.DTMA_MAX_TOOL_CPUS,

@@ -16,7 +16,7 @@ export const BUSYBOX = "agentopia-test/busybox:latest";
 /** backend/test/fixtures/mcp-tools: an MCP server on stdio by default. */
 export const MCP_TOOLS = "agentopia-test/mcp-tools:latest";
 export const DTMA_IMAGE = "agentopia/dtma:dev";
-/** One scope per test run: its containers and network never collide with another run's. */
+/** One scope per test run: its containers and networks never collide with another run's. */
 export const RUN = randomBytes(3).toString("hex");
 export const SCOPE = `t${RUN}`;
 export const NETWORK = `dtma-test-${RUN}`;
@@ -31,6 +31,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     tokens: { current: TOKEN, previous: undefined },
     apiBaseUrl: "http://127.0.0.1:9/api",
     toolNetwork: NETWORK,
+    toolSubnets: undefined,
+    gateway: undefined,
     caps: { memoryMb: 256, cpus: 1, pids: 256, lanes: 8, rootTools: 0 },
     heartbeatIntervalMs: 3_600_000,
     statusRefreshMs: 60_000,
@@ -103,10 +105,19 @@ export async function scopeContainers(): Promise<string[]> {
   return stdout.split("\n").filter(Boolean);
 }
 
-/** Removes every container this run created (test/hooks.test.ts removes the network). */
+/** Removes every container and tool network this run created. */
 export async function cleanup(): Promise<void> {
   const ids = await scopeContainers();
   if (ids.length) await exec("docker", ["rm", "-f", ...ids]);
+  const { stdout } = await exec("docker", [
+    "network",
+    "ls",
+    "-q",
+    "--filter",
+    `label=agentopia.dtma-scope=${SCOPE}`,
+  ]);
+  const nets = stdout.split("\n").filter(Boolean);
+  if (nets.length) await exec("docker", ["network", "rm", ...nets]).catch(() => undefined);
 }
 
 export async function inspect(id: string): Promise<Record<string, any>> {

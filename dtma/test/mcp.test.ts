@@ -54,8 +54,10 @@ describe("an MCP tool server run by the DTMA (real MCP SDK client)", function ()
     assert.equal(c.HostConfig.Memory, 128 * 1024 * 1024);
     assert.equal(c.HostConfig.PidsLimit, 64);
     assert.equal(c.Config.User, "10001:10001");
-    assert.deepEqual(Object.keys(c.NetworkSettings.Networks), [NETWORK]);
-    const address = c.NetworkSettings.Networks[NETWORK].IPAddress as string;
+    // The tool's own network (decision 0026).
+    const own = `${NETWORK}.echo`;
+    assert.deepEqual(Object.keys(c.NetworkSettings.Networks), [own]);
+    const address = c.NetworkSettings.Networks[own].IPAddress as string;
     assert.match(address, /^\d+\.\d+\.\d+\.\d+$/);
 
     // "running" means the process started; its log line (read through the DTMA) means it listens.

@@ -48,7 +48,9 @@ describe("sandbox", function () {
     assert.equal(h.Init, true);
     assert.equal(h.RestartPolicy.Name, "unless-stopped");
     assert.equal(h.Privileged, false);
-    assert.equal(h.NetworkMode, NETWORK);
+    // Its own network (decision 0026), named after the tool.
+    const own = `${NETWORK}.boxed`;
+    assert.equal(h.NetworkMode, own);
     assert.deepEqual(h.PortBindings ?? {}, {});
     assert.deepEqual(h.Binds ?? [], []);
     assert.deepEqual(h.Devices ?? [], []);
@@ -57,10 +59,12 @@ describe("sandbox", function () {
     assert.equal(c.Config.Labels["agentopia.tool-name"], "boxed");
     assert.equal(c.Config.Labels["agentopia.account-tool-instance-id"], "ati-1");
     assert.match(c.Config.Labels["agentopia.spec-hash"], /^[0-9a-f]{32}$/);
-    assert.deepEqual(Object.keys(c.NetworkSettings.Networks), [NETWORK]);
-    assert.ok(c.NetworkSettings.Networks[NETWORK].Aliases.includes("boxed"));
-    const net = JSON.parse((await exec("docker", ["network", "inspect", NETWORK])).stdout)[0];
+    assert.deepEqual(Object.keys(c.NetworkSettings.Networks), [own]);
+    assert.ok(c.NetworkSettings.Networks[own].Aliases.includes("boxed"));
+    const net = JSON.parse((await exec("docker", ["network", "inspect", own])).stdout)[0];
     assert.equal(net.Driver, "bridge");
+    assert.equal(net.Labels["agentopia.tool-name"], "boxed");
+    assert.deepEqual(Object.keys(net.Containers).length, 1, "the tool alone (no gateway here)");
   });
 
   it("a tool cannot see the Docker socket, write its root, or gain capabilities", async () => {

@@ -15,9 +15,12 @@ import {
   BUSYBOX,
   cleanup,
   exec,
+  httpTool,
   inspect,
+  NETWORK,
   requireImages,
   sleepTool,
+  SCOPE,
   SOCKET,
   startDtma,
   TOKEN,
@@ -623,6 +626,99 @@ describe("security: issue 13 replayed against the DTMA", function () {
         assert.equal(bad.status, 400, user);
         assert.equal(bad.json.field, "user", user);
       }
+    });
+  });
+
+  describe("each tool on its own network, shared with the gateway only (item 4)", () => {
+    let dtma: Running;
+    let call: ReturnType<typeof api>;
+    const gateway = `dtma-test-gateway-${SCOPE}`;
+    const POOL = "10.213.0.0/24";
+
+    const startGateway = () =>
+      exec("docker", [
+        "run",
+        "-d",
+        "--name",
+        gateway,
+        "--label",
+        `agentopia.dtma-scope=${SCOPE}`,
+        BUSYBOX,
+        "sleep",
+        "3600",
+      ]);
+    const networksOf = async (id: string) =>
+      Object.keys((await inspect(id)).NetworkSettings.Networks);
+    /** An HTTP GET from inside a container (busybox nc), the answer, or "" when it could not connect. */
+    const fetchFrom = async (id: string, host: string, port = 8080) =>
+      (
+        await exec("docker", [
+          "exec",
+          id,
+          "/bin/busybox",
+          "sh",
+          "-c",
+          `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ${host} ${port}`,
+        ]).catch(() => ({ stdout: "" }))
+      ).stdout;
+
+    before(async function () {
+      await requireImages(this, BUSYBOX);
+      await startGateway();
+      dtma = await startDtma({ gateway, toolSubnets: { cidr: POOL, prefixLength: 28 } });
+      call = api(dtma.url);
+    });
+    after(async () => {
+      await dtma?.stop();
+      await cleanup();
+    });
+
+    const web = (text: string) =>
+      httpTool({
+        command: [
+          "sh",
+          "-c",
+          `mkdir -p /tmp/w && echo ${text} > /tmp/w/index.html && httpd -f -p 8080 -h /tmp/w`,
+        ],
+      });
+
+    it("a tool reaches no other tool; the gateway reaches both; subnets come from the pool", async () => {
+      const a = await call("PUT", "/tools/iso-a", web("from-a"));
+      const b = await call("PUT", "/tools/iso-b", web("from-b"));
+      assert.equal(a.status, 201, a.text);
+      assert.equal(b.status, 201, b.text);
+      const [netA] = await networksOf(a.json.container_id as string);
+      const [netB] = await networksOf(b.json.container_id as string);
+      assert.notEqual(netA, netB);
+      for (const [net, subnet] of [
+        [netA, "10.213.0.0/28"],
+        [netB, "10.213.0.16/28"],
+      ]) {
+        const n = JSON.parse((await exec("docker", ["network", "inspect", net])).stdout)[0];
+        assert.equal(n.IPAM.Config[0].Subnet, subnet);
+      }
+      assert.deepEqual((await networksOf(gateway)).sort(), ["bridge", netA, netB].sort());
+      const ipB = (await inspect(b.json.container_id as string)).NetworkSettings.Networks[netB]
+        .IPAddress;
+      // The gateway reaches each tool by its name; tool A reaches neither B's name nor its address.
+      assert.match(await fetchFrom(gateway, "iso-a"), /from-a/);
+      assert.match(await fetchFrom(gateway, "iso-b"), /from-b/);
+      assert.equal(await fetchFrom(a.json.container_id as string, "iso-b"), "");
+      assert.equal(await fetchFrom(a.json.container_id as string, ipB as string), "");
+      assert.match(await fetchFrom(a.json.container_id as string, "127.0.0.1"), /from-a/);
+    });
+
+    it("a recreated gateway is connected again; a removed tool takes its network", async () => {
+      await exec("docker", ["rm", "-f", gateway]);
+      await startGateway();
+      await dtma.app.tools.networks.reconcile();
+      assert.equal((await networksOf(gateway)).length, 3);
+      const net = (
+        await networksOf((await call("GET", "/tools/iso-b")).json.container_id as string)
+      )[0];
+      assert.equal((await call("DELETE", "/tools/iso-b")).status, 204);
+      await assert.rejects(exec("docker", ["network", "inspect", net]));
+      assert.deepEqual((await networksOf(gateway)).sort(), ["bridge", `${NETWORK}.iso-a`]);
     });
   });
 });

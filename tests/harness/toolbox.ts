@@ -27,7 +27,7 @@ export interface Toolbox {
   tokens: ToolboxTokens;
   /** http://127.0.0.1:<published port> */
   backendUrl: string;
-  /** The tool network the DTMA creates tool containers on. */
+  /** Prefix of the tools' own networks (`<prefix>.<tool>`), which the DTMA creates. */
   toolNetwork: string;
   /** Restarts the backend container and waits until it is healthy (Docker picks a new port). */
   restartBackend(): Promise<void>;
@@ -100,7 +100,7 @@ export async function startToolbox(opts: {
   });
   Object.assign(specs.backend.env, opts.backendEnv);
   Object.assign(specs.backend.secretEnv, opts.backendSecretEnv);
-  const toolNetwork = specs.networks.find((n) => n.key === "tools")!.name;
+  const toolNetwork = specs.dtma.env.DTMA_TOOL_NETWORK;
   // With TLS material the backend speaks only HTTPS.
   const scheme = specs.backend.secretEnv.TLS_CERT ? "https" : "http";
   const backendUrl = () =>
@@ -117,11 +117,17 @@ export async function startToolbox(opts: {
       toolbox.backendUrl = backendUrl();
     },
     remove() {
-      // The DTMA's tools carry its scope; the resident containers and networks their names.
-      const tools = docker(["ps", "-aq", "--filter", `network=${toolNetwork}`]).split("\n");
+      // The DTMA's tools and their networks carry its scope; the resident ones their names.
+      const scope = `label=agentopia.dtma-scope=${specs.dtma.env.DTMA_SCOPE}`;
+      const tools = docker(["ps", "-aq", "--filter", scope]).split("\n").filter(Boolean);
+      const toolNets = docker(["network", "ls", "-q", "--filter", scope]).split("\n");
       for (const args of [
-        ["rm", "-f", specs.backend.name, specs.dtma.name, ...tools.filter(Boolean)],
-        ...specs.networks.map((n) => ["network", "rm", n.name]),
+        ["rm", "-f", specs.backend.name, specs.dtma.name, ...tools],
+        ...[...toolNets.filter(Boolean), ...specs.networks.map((n) => n.name)].map((n) => [
+          "network",
+          "rm",
+          n,
+        ]),
       ]) {
         try {
           docker(args);

@@ -366,26 +366,73 @@ export class DockerEngine {
     }
   }
 
-  async networkExists(name: string): Promise<boolean> {
-    const { status, body } = await this.raw("GET", `/networks/${encodeURIComponent(name)}`);
-    if (status === 404) return false;
-    if (status >= 400) throw new DockerError(status, daemonMessage(body));
-    return true;
-  }
-
-  async createNetwork(name: string, labels: Record<string, string>): Promise<void> {
+  /** A network's subnets and attached containers, or null when it does not exist. */
+  async inspectNetwork(
+    name: string,
+  ): Promise<{ Id: string; IPAM: { Config: { Subnet?: string }[] | null } } | null> {
     try {
-      await this.json("POST", "/networks/create", {
-        body: { Name: name, Driver: "bridge", CheckDuplicate: true, Labels: labels },
-      });
+      return await this.json("GET", `/networks/${encodeURIComponent(name)}`);
     } catch (err) {
-      // Another DTMA (or a restart race) created it first.
-      if (!(err instanceof DockerError && err.statusCode === 409)) throw err;
+      if (err instanceof DockerError && err.statusCode === 404) return null;
+      throw err;
     }
   }
 
-  removeNetwork(name: string): Promise<void> {
-    return this.json("DELETE", `/networks/${encodeURIComponent(name)}`);
+  /** Every network of the daemon with its subnets (`labels` narrows them). */
+  listNetworks(
+    labels: string[] = [],
+  ): Promise<{ Name: string; IPAM: { Config: { Subnet?: string }[] | null } }[]> {
+    const filters = encodeURIComponent(JSON.stringify(labels.length ? { label: labels } : {}));
+    return this.json("GET", `/networks?filters=${filters}`);
+  }
+
+  /** A bridge network; `subnet` undefined lets Docker choose. 409: it exists already. */
+  async createNetwork(
+    name: string,
+    labels: Record<string, string>,
+    subnet?: string,
+  ): Promise<void> {
+    await this.json("POST", "/networks/create", {
+      body: {
+        Name: name,
+        Driver: "bridge",
+        CheckDuplicate: true,
+        Labels: labels,
+        ...(subnet ? { IPAM: { Driver: "default", Config: [{ Subnet: subnet }] } } : {}),
+      },
+    });
+  }
+
+  /** Connects a container to a network; already connected is success. */
+  async connectNetwork(network: string, container: string): Promise<void> {
+    const { status, body } = await this.raw(
+      "POST",
+      `/networks/${encodeURIComponent(network)}/connect`,
+      { body: { Container: container } },
+    );
+    const message = daemonMessage(body);
+    if (status >= 400 && !/already exists|already attached/i.test(message))
+      throw new DockerError(status, message);
+  }
+
+  /** Disconnects a container (forced); not connected, or gone, is success. */
+  async disconnectNetwork(network: string, container: string): Promise<void> {
+    const { status, body } = await this.raw(
+      "POST",
+      `/networks/${encodeURIComponent(network)}/disconnect`,
+      { body: { Container: container, Force: true } },
+    );
+    if (status >= 400 && status !== 404) {
+      const message = daemonMessage(body);
+      if (!/is not connected|not found|no such/i.test(message))
+        throw new DockerError(status, message);
+    }
+  }
+
+  /** Removes a network; one that does not exist is success. */
+  async removeNetwork(name: string): Promise<void> {
+    const { status, body } = await this.raw("DELETE", `/networks/${encodeURIComponent(name)}`);
+    if (status >= 400 && status !== 404) throw new DockerError(status, daemonMessage(body));
   }
 }
 

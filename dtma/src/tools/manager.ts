@@ -14,6 +14,7 @@ import { parseImageRef, type RegistryAllowList } from "./image";
 import { toolFromContainer } from "./view";
 import { LogReader, type LogLimits } from "./logs";
 import { ToolWatcher } from "./watcher";
+import { ToolNetworks } from "./networks";
 
 export interface ToolManagerDeps {
   docker: DockerEngine;
@@ -21,7 +22,12 @@ export interface ToolManagerDeps {
   scope: string;
   /** Labelled on every tool container (agentopia.account). */
   account?: string;
+  /** Prefix of the tools' own networks (DTMA_TOOL_NETWORK). */
   toolNetwork: string;
+  /** DTMA_TOOL_SUBNET_POOL and DTMA_TOOL_SUBNET_PREFIX; none: Docker chooses subnets. */
+  toolSubnets?: { cidr: string; prefixLength: number };
+  /** The gateway (backend) container connected to every tool network (DTMA_GATEWAY_CONTAINER). */
+  gateway?: string;
   caps: Caps;
   /** Registries images may come from (DTMA_REGISTRIES). */
   registries: RegistryAllowList;
@@ -37,13 +43,23 @@ const REPLACEMENT_SETTLE_MS = 1000;
 
 export class ToolManager {
   private readonly locks = new ToolLocks();
-  private network: Promise<void> | undefined;
   private readonly logReader: LogReader;
   /** Follows Docker's events for the waits (start and stop it with the service). */
   readonly watcher: ToolWatcher;
+  /** Each egress tool's own network, shared with the gateway only. */
+  readonly networks: ToolNetworks;
 
   constructor(private readonly deps: ToolManagerDeps) {
     this.logReader = new LogReader(deps.docker, deps.logs);
+    this.networks = new ToolNetworks({
+      docker: deps.docker,
+      log: deps.log,
+      scope: deps.scope,
+      ...(deps.account ? { account: deps.account } : {}),
+      prefix: deps.toolNetwork,
+      ...(deps.toolSubnets ? { pool: deps.toolSubnets } : {}),
+      ...(deps.gateway ? { gateway: deps.gateway } : {}),
+    });
     this.watcher = new ToolWatcher({
       docker: deps.docker,
       log: deps.log,
@@ -60,22 +76,6 @@ export class ToolManager {
 
   private filters(extra: string[] = []): string[] {
     return [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.scope}=${this.deps.scope}`, ...extra];
-  }
-
-  /** Creates the tool network once; concurrent callers share one attempt (no duplicates). */
-  ensureNetwork(): Promise<void> {
-    this.network ??= this.createNetwork().catch((err: unknown) => {
-      this.network = undefined;
-      throw err;
-    });
-    return this.network;
-  }
-
-  private async createNetwork(): Promise<void> {
-    const { docker, toolNetwork } = this.deps;
-    if (await docker.networkExists(toolNetwork)) return;
-    await docker.createNetwork(toolNetwork, { [LABEL.managedBy]: MANAGED_BY });
-    this.deps.log.info({ network: toolNetwork }, "created the tool network");
   }
 
   async list(): Promise<Tool[]> {
@@ -148,7 +148,7 @@ export class ToolManager {
       await this.ensureImage(spec, image.pullRef);
       const user = toolUser(spec, (await docker.inspectImage(image.pullRef))?.Config?.User);
       if (spec.run_as_root) await this.assertRootAllowed(name);
-      if (spec.network === "egress") await this.ensureNetwork();
+      const network = spec.network === "egress" ? await this.networks.ensure(name) : "none";
       const body = containerBody({
         name,
         scope: this.deps.scope,
@@ -157,7 +157,7 @@ export class ToolManager {
         hash,
         resources,
         user,
-        toolNetwork: this.deps.toolNetwork,
+        toolNetwork: network,
       });
       // A replacement starts beside the old container, which goes only once the new one runs.
       const targetName = current ? `${canonicalName}.next` : canonicalName;
@@ -177,6 +177,8 @@ export class ToolManager {
         await docker.removeContainer(current.Id);
         await docker.renameContainer(id, canonicalName);
       }
+      // A tool that left egress leaves no network behind.
+      if (spec.network === "none") await this.networks.remove(name);
       log.info(
         { tool: name, image: spec.image, spec_hash: hash, replaced: Boolean(current) },
         "deployed tool",
@@ -194,6 +196,7 @@ export class ToolManager {
       const containers = await this.containersOf(name);
       if (containers.length === 0) throw notFound(name);
       for (const c of containers) await this.deps.docker.removeContainer(c.Id);
+      await this.networks.remove(name);
       this.deps.log.info({ tool: name }, "removed tool");
       this.deps.onChange?.();
     });
