@@ -48,23 +48,13 @@ async function eventually<T>(what: string, check: () => Promise<T | undefined>, 
 
 /** Everything Docker holds for one account: resident and tool containers, its networks. */
 function dockerObjectsOf(accountId: string) {
-  const containers = docker(["ps", "-aq", "--filter", `label=${LABEL_ACCOUNT}=${accountId}`]).split(
-    "\n",
-  );
-  const tools = docker([
-    "ps",
-    "-aq",
-    "--filter",
-    `label=agentopia.dtma-scope=${dtmaScopeFor(accountId)}`,
-  ]).split("\n");
-  const networks = docker([
-    "network",
-    "ls",
-    "-q",
-    "--filter",
-    `name=${dropletNameFor(accountId)}-`,
-  ]).split("\n");
-  return [...containers, ...tools, ...networks].filter(Boolean);
+  const list = (args: string[]) => docker(args).split("\n").filter(Boolean);
+  const containers = [
+    ...list(["ps", "-aq", "--filter", `label=${LABEL_ACCOUNT}=${accountId}`]),
+    ...list(["ps", "-aq", "--filter", `label=agentopia.dtma-scope=${dtmaScopeFor(accountId)}`]),
+  ];
+  const networks = list(["network", "ls", "-q", "--filter", `name=${dropletNameFor(accountId)}-`]);
+  return { containers: [...new Set(containers)], networks };
 }
 
 describe("the whole lifecycle: the service's API to running containers and back (stand-in engine, real Postgres, real Docker)", function () {
@@ -164,7 +154,11 @@ describe("the whole lifecycle: the service's API to running containers and back 
     assert.equal(op.status, "succeeded", String(op.error_message));
     const t = await toolbox(account);
     assert.equal(t.status, "deprovisioned", "the record is kept");
-    assert.deepEqual(dockerObjectsOf(account), [], "every container and network is gone");
+    assert.deepEqual(
+      dockerObjectsOf(account),
+      { containers: [], networks: [] },
+      "every container and network is gone",
+    );
   };
 
   before(async function () {
@@ -174,7 +168,12 @@ describe("the whole lifecycle: the service's API to running containers and back 
     }
     dir = await mkdtemp(join(tmpdir(), "lifecycle-"));
     await chmod(dir, 0o755);
-    db = await startEmbeddedPostgres({ dir: join(dir, "pg"), persistent: false, password: "x" });
+    // A real password: the service scrubs it out of every error text, as it would a short one.
+    db = await startEmbeddedPostgres({
+      dir: join(dir, "pg"),
+      persistent: false,
+      password: randomBytes(18).toString("base64url"),
+    });
     // The DTMA reaches the service as host.docker.internal, the daemon's bridge address.
     const gateway = dockerBridgeAddress();
     service = await startService({
@@ -198,16 +197,15 @@ describe("the whole lifecycle: the service's API to running containers and back 
 
   after(async () => {
     for (const account of accounts) {
-      const left = dockerObjectsOf(account);
-      for (const id of left) {
+      const { containers, networks } = dockerObjectsOf(account);
+      for (const args of [
+        ...(containers.length > 0 ? [["rm", "-f", ...containers]] : []),
+        ...networks.map((n) => ["network", "rm", n]),
+      ]) {
         try {
-          docker(["rm", "-f", id]);
+          docker(args);
         } catch {
-          try {
-            docker(["network", "rm", id]);
-          } catch {
-            // gone
-          }
+          // gone already
         }
       }
     }
