@@ -17,7 +17,7 @@ import {
   type QueueOptions,
 } from "./queue/queue";
 import { startWorker } from "./queue/worker";
-import { SecretScrubber, urlPassword, type Secret } from "./secrets/scrubber";
+import { MIN_SECRET, SecretScrubber, tooShort, urlPassword, type Secret } from "./secrets/scrubber";
 import { TokenCipher } from "./secrets/tokenCipher";
 import type { StackSettings } from "./stackConfig";
 import { ToolboxService } from "./toolboxService";
@@ -66,12 +66,18 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     );
     const metrics = createMetrics(pool);
     const cipher = new TokenCipher(opts.tokenEncryptionKey);
-    const scrubber = SecretScrubber.of([
+    const secrets = [
       opts.serviceToken,
       opts.tokenEncryptionKey,
       urlPassword(opts.databaseUrl),
       ...(opts.engineSecrets ?? []),
-    ]);
+    ];
+    if (secrets.some(tooShort)) {
+      opts.log.warn(
+        `a secret (database or state backend password, passphrase) is shorter than ${MIN_SECRET} characters: error texts cannot be scrubbed of it without revealing it; use a longer one`,
+      );
+    }
+    const scrubber = SecretScrubber.of(secrets);
     const workerId = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     const worker = await startWorker({
       pool,

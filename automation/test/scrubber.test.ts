@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import fc from "fast-check";
-import { REDACTED, SecretScrubber, urlPassword } from "../src/secrets/scrubber";
+import {
+  MIN_SECRET,
+  REDACTED,
+  SecretScrubber,
+  tooShort,
+  urlPassword,
+} from "../src/secrets/scrubber";
 
 const KEY = [
   "-----BEGIN OPENSSH PRIVATE KEY-----",
@@ -16,7 +22,7 @@ describe("secret scrubber", () => {
   it("property: a secret embedded anywhere in any text is gone", () => {
     fc.assert(
       fc.property(
-        fc.string({ minLength: 1, maxLength: 40 }),
+        fc.string({ minLength: MIN_SECRET, maxLength: 40 }),
         fc.string(),
         fc.string(),
         (secret, before, after) => {
@@ -86,6 +92,14 @@ describe("secret scrubber", () => {
       a: [`x ${REDACTED}`, 3, null],
       b: { c: REDACTED },
     });
+  });
+
+  it("leaves a secret too short to hide alone (its gaps would give it away) and says so", () => {
+    const s = SecretScrubber.of(["x", "ab12"]);
+    assert.equal(s.text("tbx-1 ab12"), "tbx-1 ab12");
+    assert.equal(tooShort("x"), true);
+    assert.equal(tooShort("x".repeat(MIN_SECRET)), false);
+    assert.equal(tooShort(undefined), false);
   });
 
   it("reads the password of a connection URL, decoded", () => {

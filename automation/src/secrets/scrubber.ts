@@ -12,6 +12,16 @@ export const REDACTED = "[secret]";
 
 /** Lines shorter than this are not matched on their own (a PEM body line is 70). */
 const MIN_LINE = 8;
+/**
+ * Secrets shorter than this are not scrubbed: replacing every "x" in a text would both ruin it
+ * and reveal the secret by its gaps. `tooShort` lets the service warn about them at start-up.
+ */
+export const MIN_SECRET = 6;
+
+/** Whether a secret is too short to be scrubbed without revealing it. */
+export function tooShort(secret: Secret): boolean {
+  return secret !== undefined && secret !== null && secret.length > 0 && secret.length < MIN_SECRET;
+}
 
 function textForms(secret: string): string[] {
   const forms = [secret, secret.trim(), JSON.stringify(secret).slice(1, -1)];
@@ -50,7 +60,7 @@ export class SecretScrubber {
   with(secrets: Iterable<Secret>): SecretScrubber {
     const needles = new Set(this.needles);
     for (const secret of secrets) {
-      if (secret === undefined || secret === null || secret.length === 0) continue;
+      if (secret === undefined || secret === null || secret.length < MIN_SECRET) continue;
       const forms = typeof secret === "string" ? textForms(secret) : bufferForms(secret);
       for (const form of forms) if (form.length > 0) needles.add(form);
     }
