@@ -232,7 +232,176 @@ async function attachScenario(
   return lines;
 }
 
+/** RSS now and at its peak (VmHWM) of a process on this host, MB. */
+const memoryOf = (pid: number) => {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)![1]) / 1024;
+  return { rss: kb("VmRSS"), peak: kb("VmHWM") };
+};
+
+/**
+ * The shipped image under its production limit (--memory 160m, as the container spec declares)
+ * with a noisy tool: concurrent log reads of it (twice DTMA_MAX_LOG_READS), 1,000 waits held
+ * open, and GET /tools measured throughout. Prints the DTMA's peak RSS, the API's p99 and
+ * whether the container survived (no OOM kill, no restart).
+ */
+async function limitScenario(): Promise<string[]> {
+  const image = "agentopia/dtma:dev";
+  if (!(await imageExists(image))) return [`limit scenario skipped: ${image} is missing`];
+  const name = `dtma-bench-${RUN}-limited`;
+  const scope = `${SCOPE}l`;
+  const port = PORT + 1;
+  const base = `http://127.0.0.1:${port}`;
+  const { gid } = await import("node:fs").then((fs) => fs.statSync("/var/run/docker.sock"));
+  await exec("docker", [
+    "run",
+    "-d",
+    "--name",
+    name,
+    "--memory",
+    "160m",
+    "--memory-swap",
+    "160m",
+    "--label",
+    `agentopia.dtma-scope=${scope}`,
+    "-v",
+    "/var/run/docker.sock:/var/run/docker.sock",
+    "--group-add",
+    String(gid),
+    "-p",
+    `127.0.0.1:${port}:30000`,
+    "-e",
+    `DTMA_BEARER_TOKEN=${TOKEN}`,
+    "-e",
+    "AGENTOPIA_API_BASE_URL=http://127.0.0.1:9/api",
+    "-e",
+    `DTMA_SCOPE=${scope}`,
+    "-e",
+    `DTMA_TOOL_NETWORK=${NETWORK}l`,
+    "-e",
+    "LOG_LEVEL=warn",
+    ...(process.env.DTMA_BENCH_MALLOC
+      ? ["-e", `MALLOC_ARENA_MAX=${process.env.DTMA_BENCH_MALLOC}`]
+      : []),
+    image,
+  ]);
+  const lines: string[] = [];
+  const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
+  try {
+    for (let i = 0; i < 100; i++) {
+      try {
+        if ((await fetch(`${base}/health`)).ok) break;
+      } catch {
+        await sleep(100);
+      }
+    }
+    // The node process: PID 1 of the container, or docker-init's child with --init.
+    const top = Number((await exec("docker", ["inspect", "-f", "{{.State.Pid}}", name])).stdout);
+    const comm = readFileSync(`/proc/${top}/comm`, "utf8").trim();
+    const pid =
+      comm === "docker-init"
+        ? Number(readFileSync(`/proc/${top}/task/${top}/children`, "utf8").trim().split(" ")[0])
+        : top;
+    await sleep(3000);
+    const idle = memoryOf(pid).rss;
+    // 200 lines of 60 kB (12 MB), then one such line every 50 ms: a tool that never stops talking.
+    const script =
+      'x=$(head -c 60000 /dev/zero | tr \'\\0\' x); i=0; while [ $i -lt 200 ]; do echo "$i $x"; i=$((i+1)); done; while true; do echo "$x"; sleep 0.05; done';
+    const put = await fetch(`${base}/tools/noisy`, {
+      method: "PUT",
+      headers,
+      body: JSON.stringify({
+        image: IMAGE,
+        command: ["sh", "-c", script],
+        transport: { type: "http", port: 8080 },
+        network: "none",
+      }),
+    });
+    if (put.status !== 201) throw new Error(`deploy answered ${put.status}: ${await put.text()}`);
+    await sleep(3000);
+
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1100 });
+    const get = (path: string) =>
+      new Promise<number>((resolve, reject) => {
+        http
+          .get(base + path, { agent, headers }, (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode ?? 0));
+          })
+          .on("error", reject);
+      });
+    // DTMA_BENCH_LIMIT=waits|logs runs one half alone, to see what each costs.
+    const parts = process.env.DTMA_BENCH_LIMIT ?? "both";
+    const waits = Array.from({ length: parts === "logs" ? 0 : 1000 }, () =>
+      get("/tools/noisy/wait?state=exited&timeout=25"),
+    );
+    const end = Date.now() + 15_000;
+    const statuses = new Map<number, number>();
+    const readers = Array.from({ length: parts === "waits" ? 0 : 8 }, async () => {
+      while (Date.now() < end) {
+        const status = await get("/tools/noisy/logs?tail=10000");
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        if (status === 429) await sleep(100);
+      }
+    });
+    const latencies: number[] = [];
+    let peak = 0;
+    const api = (async () => {
+      while (Date.now() < end) {
+        const t0 = performance.now();
+        await get("/tools");
+        latencies.push(performance.now() - t0);
+        peak = Math.max(peak, memoryOf(pid).peak);
+        await sleep(50);
+      }
+    })();
+    await Promise.all([...readers, api]);
+    const waited = await Promise.all(waits);
+    agent.destroy();
+    const state = JSON.parse(
+      (await exec("docker", ["inspect", "-f", "{{json .State}}", name])).stdout,
+    ) as {
+      Running: boolean;
+      OOMKilled: boolean;
+    };
+    const restarts = (
+      await exec("docker", ["inspect", "-f", "{{.RestartCount}}", name])
+    ).stdout.trim();
+    await sleep(5000);
+    lines.push(
+      `limit (shipped image, --memory 160m): idle RSS ${idle.toFixed(1)} MB; during 15 s of ${parts === "waits" ? "" : "8 concurrent log reads (tail=10000 of 60 kB lines)"}${parts === "both" ? " + " : ""}${parts === "logs" ? "" : "1,000 waits"}: peak RSS ${Math.max(peak, memoryOf(pid).peak).toFixed(1)} MB, GET /tools p50 ${pct(latencies, 0.5).toFixed(1)} ms, p99 ${pct(latencies, 0.99).toFixed(1)} ms (${latencies.length} calls); 5 s later RSS ${memoryOf(pid).rss.toFixed(1)} MB`,
+      `limit: log reads by status ${JSON.stringify(Object.fromEntries(statuses))}; waits answered 200: ${waited.filter((s) => s === 200).length}/1000; container running ${state.Running}, OOM-killed ${state.OOMKilled}, restarts ${restarts}`,
+    );
+  } finally {
+    await exec("docker", ["rm", "-f", name]).catch(() => undefined);
+    await removeScope(scope);
+  }
+  return lines;
+}
+
+/** Removes the containers, then the networks, a DTMA scope left. */
+async function removeScope(scope: string): Promise<void> {
+  for (const kind of [
+    ["ps", "-aq"],
+    ["network", "ls", "-q"],
+  ]) {
+    const { stdout } = await exec("docker", [
+      ...kind,
+      "--filter",
+      `label=agentopia.dtma-scope=${scope}`,
+    ]);
+    const ids = stdout.split("\n").filter(Boolean);
+    const rm = kind[0] === "ps" ? ["rm", "-f"] : ["network", "rm"];
+    if (ids.length) await exec("docker", [...rm, ...ids]).catch(() => undefined);
+  }
+}
+
 async function main() {
+  // DTMA_BENCH_ONLY=limit: the limit scenario alone (the shipped image under --memory 160m).
+  if (process.env.DTMA_BENCH_ONLY === "limit") {
+    for (const line of await limitScenario()) console.log(line);
+    return;
+  }
   const entry = path.join(__dirname, "..", "dist", "main.js");
   // `compiled` resolves the workspace packages to their built JavaScript, as in the image.
   const child = spawn(process.execPath, ["--conditions=compiled", ...NODE_FLAGS, entry], {
@@ -274,6 +443,14 @@ async function main() {
       dtma.push(performance.now() - t);
       if (status !== 201) throw new Error(`deploy answered ${status}`);
       t = performance.now();
+      // The DTMA gives each egress tool its own network (decision 0026): so does the baseline.
+      await exec("docker", [
+        "network",
+        "create",
+        "--label",
+        `agentopia.dtma-scope=${SCOPE}`,
+        `${NETWORK}-run-${i}`,
+      ]);
       await exec("docker", [
         "run",
         "-d",
@@ -282,7 +459,7 @@ async function main() {
         "--label",
         `agentopia.dtma-scope=${SCOPE}`,
         "--network",
-        NETWORK,
+        `${NETWORK}-run-${i}`,
         "--cap-drop",
         "ALL",
         "--security-opt",
@@ -329,6 +506,7 @@ async function main() {
     const afterLoad = rssMb(pid);
     await sleep(5000);
     const settled = rssMb(pid);
+    const limited = await limitScenario();
 
     console.log(
       `DTMA benchmarks (node ${process.version}, flags ${NODE_FLAGS.join(" ")}, ${new Date().toISOString()})`,
@@ -340,17 +518,10 @@ async function main() {
     console.log(
       `deploy latency, median of 8: DTMA ${median(dtma).toFixed(0)} ms, docker run -d ${median(docker).toFixed(0)} ms, ratio ${(median(dtma) / median(docker)).toFixed(2)}x (target <= 1.0)`,
     );
-    for (const line of [...results, ...attach]) console.log(line);
+    for (const line of [...results, ...attach, ...limited]) console.log(line);
   } finally {
     child.kill("SIGTERM");
-    const { stdout } = await exec("docker", [
-      "ps",
-      "-aq",
-      "--filter",
-      `label=agentopia.dtma-scope=${SCOPE}`,
-    ]);
-    const ids = stdout.split("\n").filter(Boolean);
-    if (ids.length) await exec("docker", ["rm", "-f", ...ids]);
+    await removeScope(SCOPE);
     await exec("docker", ["network", "rm", NETWORK]).catch(() => undefined);
   }
 }

@@ -20,12 +20,14 @@ export interface LogLimits {
   maxReads: number;
 }
 
+const EMPTY = Buffer.alloc(0);
 /** How long one read of Docker's log may take before it is abandoned. */
 const READ_DEADLINE_MS = 60_000;
 const STREAMS = ["stdout", "stdout", "stderr"] as const;
 
+/** A line being read: its bytes so far in a buffer of maxLineBytes, reused for every line. */
 interface Partial {
-  chunks: Buffer[];
+  buf: Buffer | undefined;
   size: number;
   cut: boolean;
 }
@@ -38,8 +40,8 @@ export class LogWindow {
   private bytes = 0;
   private readonly frames = new FrameReader();
   private readonly partial: Record<LogEntry["stream"], Partial> = {
-    stdout: { chunks: [], size: 0, cut: false },
-    stderr: { chunks: [], size: 0, cut: false },
+    stdout: { buf: undefined, size: 0, cut: false },
+    stderr: { buf: undefined, size: 0, cut: false },
   };
   /** Lines were cut or dropped for the byte limits (not for `tail`). */
   truncated = false;
@@ -95,19 +97,20 @@ export class LogWindow {
       piece = piece.subarray(0, Math.max(0, room));
     }
     if (piece.length === 0) return;
-    // Copied: the chunk it came from is not kept alive by a short piece of it.
-    p.chunks.push(Buffer.from(piece));
+    // Copied into the line's own buffer: no allocation per piece, and the chunk it came from is
+    // not kept alive by it.
+    p.buf ??= Buffer.allocUnsafe(this.limits.maxLineBytes);
+    piece.copy(p.buf, p.size);
     p.size += piece.length;
   }
 
   private line(stream: LogEntry["stream"]): void {
     const p = this.partial[stream];
-    let raw = p.chunks.length === 1 ? p.chunks[0] : Buffer.concat(p.chunks, p.size);
+    let raw = p.buf ? p.buf.subarray(0, p.size) : EMPTY;
     if (p.cut) {
       raw = wholeCharacters(raw);
       this.truncated = true;
     }
-    p.chunks = [];
     p.size = 0;
     p.cut = false;
     const json = `{"stream":"${stream}","text":${JSON.stringify(raw.toString("utf8"))}}`;
