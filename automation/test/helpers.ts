@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import pino from "pino";
+import pino, { type Logger } from "pino";
 import type { SessionVerifier } from "../src/auth/auth";
 import { loadSettings } from "../src/config";
 import type { ToolboxEngine } from "../src/engine/types";
@@ -47,6 +47,10 @@ export interface TestServiceOptions {
   retryLimit?: number;
   sessions?: SessionVerifier;
   heartbeatTimeoutSeconds?: number;
+  /** The service's logger (default: silent unless TEST_LOG_LEVEL is set). */
+  log?: Logger;
+  /** Log HTTP requests (default: only with TEST_LOG_LEVEL). */
+  httpLogs?: boolean;
 }
 
 /** The real service (Postgres, pg-boss, fastify) around the given engine, with fast polling. */
@@ -57,7 +61,7 @@ export async function startTestService(
   const service = await startService({
     databaseUrl,
     engine: opts.engine,
-    log: silent,
+    log: opts.log ?? silent,
     serviceToken: SERVICE_TOKEN,
     sessions: opts.sessions,
     tokenEncryptionKey: randomBytes(32),
@@ -65,7 +69,7 @@ export async function startTestService(
     heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds ?? 180,
     workerConcurrency: opts.workerConcurrency ?? 2,
     ...fastQueue(opts.retryLimit ?? 2),
-    httpLogs: process.env.TEST_LOG_LEVEL !== undefined,
+    httpLogs: opts.httpLogs ?? process.env.TEST_LOG_LEVEL !== undefined,
   });
   return { ...service, databaseUrl };
 }
