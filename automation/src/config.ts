@@ -68,6 +68,15 @@ const image = optionalString.pipe(
   z.string().regex(IMAGE_REFERENCE, IMAGE_REFERENCE_RULE).optional(),
 );
 
+/** A pg-boss (cron) schedule of five fields, or empty: never. */
+const cron = z
+  .string()
+  .trim()
+  .regex(
+    /^$|^[\d*/,-]+( [\d*/,-]+){4}$/,
+    'must be a cron schedule of five fields (e.g. "17 * * * *"), or empty for never',
+  );
+
 const envSchema = z
   .object({
     PORT: intFrom(8080, 0, 65535),
@@ -107,6 +116,22 @@ const envSchema = z
     REQUIRE_DIGEST_PINS: z.enum(["0", "1"]).default("0"),
     DEFAULT_REGION: optionalString,
     DEFAULT_SIZE: optionalString,
+    ENVIRONMENT: optionalString.pipe(
+      z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be a short lowercase name such as dev or prod")
+        .optional(),
+    ),
+    CANARY_STACKS: optionalString.pipe(
+      jsonList('["org/agentopia-toolboxes/dev"]', (s) =>
+        s.trim() === "" ? "must not be empty" : undefined,
+      ).optional(),
+    ),
+    CANARY_SYNC_SCHEDULE: cron.default("*/5 * * * *"),
+    RECONCILE_SCHEDULE: cron.default(""),
+    RECONCILE_HEARTBEAT_THRESHOLD_SECONDS: intFrom(3600, 60, 30 * 86400),
+    DIGITALOCEAN_TOKEN: optionalString,
+    DIGITALOCEAN_API_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
     LOG_LEVEL: z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
       .default("info"),
@@ -232,6 +257,19 @@ export interface Settings {
   backendImage?: string;
   defaultRegion: string;
   defaultSize: string;
+  /** Images must be pinned by digest (REQUIRE_DIGEST_PINS, or the platform's profile). */
+  requireDigestPins: boolean;
+  /** This service's environment: one upgrade at a time in it; its droplets' tag `env-<name>`. */
+  environment: string;
+  /** Operator stacks whose `toolboxes` output (their canaries) the service registers. */
+  canaryStacks: string[];
+  /** Cron schedules ("" = never) of the canary registration and the dry-run reconciliation. */
+  canarySyncSchedule: string;
+  reconcileSchedule: string;
+  /** A toolbox without a heartbeat this long is a reconciliation finding. */
+  reconcileHeartbeatThresholdSeconds: number;
+  /** Read-only listing of toolbox droplets (and deleting one when asked); absent: droplets are not compared. */
+  digitalocean?: { token: string; apiUrl: string };
   logLevel: string;
 }
 
@@ -295,6 +333,18 @@ export function loadSettings(env: NodeJS.ProcessEnv): Settings {
     backendImage: e.BACKEND_IMAGE,
     defaultRegion: e.DEFAULT_REGION ?? DEFAULT_REGION,
     defaultSize: e.DEFAULT_SIZE ?? DEFAULT_SIZE,
+    requireDigestPins: e.REQUIRE_DIGEST_PINS === "1",
+    environment: e.ENVIRONMENT ?? e.PLATFORM_STACK?.split("/").pop() ?? e.TOOLBOX_TARGET,
+    canaryStacks: e.CANARY_STACKS ?? (e.PLATFORM_STACK ? [e.PLATFORM_STACK] : []),
+    canarySyncSchedule: e.CANARY_SYNC_SCHEDULE,
+    reconcileSchedule: e.RECONCILE_SCHEDULE,
+    reconcileHeartbeatThresholdSeconds: e.RECONCILE_HEARTBEAT_THRESHOLD_SECONDS,
+    digitalocean: e.DIGITALOCEAN_TOKEN
+      ? {
+          token: e.DIGITALOCEAN_TOKEN,
+          apiUrl: (e.DIGITALOCEAN_API_URL ?? "https://api.digitalocean.com").replace(/\/+$/, ""),
+        }
+      : undefined,
     logLevel: e.LOG_LEVEL,
   };
 }

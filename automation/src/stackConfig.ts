@@ -30,8 +30,9 @@ export function stackRequestFor(settings: StackSettings, row: ToolboxRow): Stack
       platformStack: target === "digitalocean" ? settings.platformStack : undefined,
       agentopiaApiBaseUrl: `${settings.publicBaseUrl}/v1`,
       controlPlaneCidrs: settings.controlPlaneCidrs,
-      dtmaImage: settings.dtmaImage,
-      backendImage: settings.backendImage,
+      // An upgrade (or its rollback) sets the account's own images; else the service's.
+      dtmaImage: row.dtma_image ?? settings.dtmaImage,
+      backendImage: row.backend_image ?? settings.backendImage,
       tokenGeneration: row.token_generation,
     },
   };

@@ -14,7 +14,9 @@
 import type {
   EngineEvent,
   OnEngineEvent,
+  StackOutputValues,
   StackRequest,
+  StackSummary,
   ToolboxEngine,
   ToolboxOutputs,
 } from "../../automation/src/engine/types";
@@ -53,6 +55,8 @@ function serially<T>(fn: () => Promise<T>): Promise<T> {
 export class MockedProgramOnDockerEngine implements ToolboxEngine {
   /** Every operation seen, for assertions (stack name and the config the service built). */
   readonly calls: { op: string; stackName: string; config: Record<string, string> }[] = [];
+  /** The outputs of every stack it brought up and has not destroyed. */
+  private readonly stacks = new Map<string, ToolboxOutputs>();
 
   async up(req: StackRequest, onEvent: OnEngineEvent): Promise<ToolboxOutputs> {
     this.refuseDroplets(req);
@@ -109,11 +113,13 @@ export class MockedProgramOnDockerEngine implements ToolboxEngine {
       type: "summaryEvent",
       message: `${STAND_IN} ${containers.length + networks.length} created`,
     });
-    return outputsFrom(
+    const outputs = outputsFrom(
       Object.fromEntries(
         Object.entries(reported.outputs).map(([k, v]) => [k, { value: v, secret: false }]),
       ),
     );
+    this.stacks.set(req.stackName, outputs);
+    return outputs;
   }
 
   async destroy(req: StackRequest, onEvent: OnEngineEvent): Promise<void> {
@@ -126,6 +132,27 @@ export class MockedProgramOnDockerEngine implements ToolboxEngine {
       networks.map((n) => String(n.inputs.name)),
     );
     for (const r of [...containers, ...networks]) this.emit(onEvent, "delete", r);
+    this.stacks.delete(req.stackName);
+  }
+
+  listStacks(): Promise<StackSummary[]> {
+    return Promise.resolve([...this.stacks.keys()].map((name) => ({ name })));
+  }
+
+  stackOutputs(stackName: string): Promise<StackOutputValues | undefined> {
+    const outputs = this.stacks.get(stackName);
+    return Promise.resolve(outputs && { ...outputs });
+  }
+
+  /** Without a record there is no config to evaluate the program with: nothing to stand in for. */
+  destroyStack(stackName: string, onEvent: OnEngineEvent): Promise<void> {
+    onEvent({
+      type: "engineUnavailable",
+      message: `${STAND_IN} destroys only stacks it has a request for`,
+    });
+    return Promise.reject(
+      new EngineError(`${STAND_IN} cannot destroy ${stackName} by name alone`, "permanent"),
+    );
   }
 
   async refresh(req: StackRequest, onEvent: OnEngineEvent) {

@@ -5,7 +5,8 @@ export type Queryable = Pool | PoolClient;
 
 export type ToolboxStatus = LifecycleStatus;
 
-export type OperationKind = "provision" | "deprovision" | "refresh" | "rotate_tokens";
+export type OperationKind =
+  "provision" | "deprovision" | "refresh" | "rotate_tokens" | "upgrade" | "rollback";
 export type OperationStatus = "queued" | "running" | "succeeded" | "failed";
 
 export interface ToolboxRow {
@@ -29,6 +30,17 @@ export interface ToolboxRow {
   dtma_health_details_json: unknown;
   provisioning_error_message: string | null;
   tokens_ciphertext: string | null;
+  /** Per-account images an upgrade set (null: the service's settings). */
+  dtma_image: string | null;
+  backend_image: string | null;
+  /** What the last successful `up` deployed, and since when. */
+  deployed_dtma_image: string | null;
+  deployed_backend_image: string | null;
+  images_deployed_at: Date | null;
+  /** `operator`: a canary an operator stack declares (registered, never provisioned here). */
+  managed_by: "service" | "operator";
+  operator_stack: string | null;
+  operator_toolbox_id: string | null;
   created_at: Date;
   updated_at: Date;
 }

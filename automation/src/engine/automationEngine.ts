@@ -21,7 +21,9 @@ import type {
   DriftReport,
   EngineEvent,
   OnEngineEvent,
+  StackOutputValues,
   StackRequest,
+  StackSummary,
   ToolboxEngine,
   ToolboxOutputs,
 } from "./types";
@@ -58,6 +60,9 @@ async function loadAccountProgram(repoRoot: string): Promise<AccountProgram> {
   }
   return mod.accountProgram;
 }
+
+/** What the CLI says when a stack does not exist (`stack output --stack x`, `stack select`). */
+const NO_SUCH_STACK = /no stack named|stack .* not found|could not find stack/i;
 
 const TRANSIENT =
   /ETIMEDOUT|ECONNRESET|ECONNREFUSED|EAI_AGAIN|socket hang up|\b(429|502|503|504)\b|rate limit|too many requests|temporarily unavailable/i;
@@ -178,6 +183,82 @@ export class AutomationEngine implements ToolboxEngine {
       }
       onEvent({ type: "recovered", message: `cleared ${pending} pending operation(s)` });
     });
+  }
+
+  /** `pulumi stack ls --json` in a workspace of the project (LocalWorkspace.listStacks). */
+  async listStacks(): Promise<StackSummary[]> {
+    return this.withWorkspace(async (ws) =>
+      (await ws.listStacks()).map((s) => ({
+        name: s.name,
+        ...(s.lastUpdate !== undefined ? { lastUpdate: s.lastUpdate } : {}),
+        ...(s.resourceCount !== undefined ? { resourceCount: s.resourceCount } : {}),
+      })),
+    );
+  }
+
+  /** `pulumi stack output --json [--show-secrets]` (LocalWorkspace.stackOutputs). */
+  async stackOutputs(stackName: string): Promise<StackOutputValues | undefined> {
+    return this.withWorkspace(async (ws) => {
+      try {
+        const out = await ws.stackOutputs(stackName);
+        return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.value as unknown]));
+      } catch (err) {
+        if (NO_SUCH_STACK.test(err instanceof Error ? err.message : String(err))) return undefined;
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Selects the stack by name with a program that declares nothing (destroy runs no program: it
+   * deletes what the state holds), destroys it, removes it and its work directory.
+   */
+  async destroyStack(stackName: string, onEvent: OnEngineEvent): Promise<void> {
+    const { automation, pulumiCommand } = await this.cli(onEvent);
+    try {
+      await mkdir(workDirFor(this.opts, stackName), { recursive: true, mode: 0o700 });
+      const stack = await automation.LocalWorkspace.selectStack(
+        { stackName, projectName: PROJECT_NAME, program: () => Promise.resolve({}) },
+        { ...workspaceOptions(this.opts, stackName), pulumiCommand },
+      );
+      await stack.destroy({ onEvent: (e) => onEvent(toEngineEvent(e)), color: "never" });
+      await stack.workspace.removeStack(stackName);
+    } catch (err) {
+      throw classifyError(err, automation);
+    }
+    await rm(workDirFor(this.opts, stackName), { recursive: true, force: true });
+    onEvent({ type: "stackRemoved", message: `${stackName} removed` });
+  }
+
+  /** The SDK and the CLI, or a permanent failure naming why there is no CLI. */
+  private async cli(onEvent?: OnEngineEvent) {
+    if (this.unavailable) {
+      onEvent?.({ type: "engineUnavailable", message: this.unavailable });
+      throw new EngineError(this.unavailable, "permanent");
+    }
+    const automation: Automation = await import("@pulumi/pulumi/automation");
+    const pulumiCommand = await automation.PulumiCommand.get({
+      root: this.opts.pulumiCommandRoot,
+      skipVersionCheck: true,
+    });
+    return { automation, pulumiCommand };
+  }
+
+  /** A workspace of the project that belongs to no stack (`<workRoot>/.project`). */
+  private async withWorkspace<T>(fn: (ws: automationApi.LocalWorkspace) => Promise<T>): Promise<T> {
+    const { automation, pulumiCommand } = await this.cli();
+    try {
+      const dir = path.join(this.opts.workRoot, ".project");
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const ws = await automation.LocalWorkspace.create({
+        ...workspaceOptions(this.opts, ".project"),
+        workDir: dir,
+        pulumiCommand,
+      });
+      return await fn(ws);
+    } catch (err) {
+      throw classifyError(err, automation);
+    }
   }
 
   private async withStack<T>(

@@ -3,13 +3,15 @@ import type {
   DriftReport,
   EngineErrorKind,
   OnEngineEvent,
+  StackOutputValues,
   StackRequest,
+  StackSummary,
   ToolboxEngine,
   ToolboxOutputs,
 } from "./types";
 import { EngineError } from "./types";
 
-type Op = "up" | "destroy" | "refresh" | "recover";
+type Op = "up" | "destroy" | "refresh" | "recover" | "destroyStack";
 
 export interface TestEngineOptions {
   /** Milliseconds each operation takes (default 0). */
@@ -22,6 +24,8 @@ export interface TestEngineOptions {
   ) => { message: string; kind: EngineErrorKind } | undefined;
   /** Events emitted before the operation finishes (default: one per resource-ish step). */
   eventsPerOperation?: number;
+  /** The backend URL a new stack reports (default http://127.0.0.1:3000). */
+  backendUrlFor?: (stackName: string) => string;
 }
 
 /** What stays when a toolbox's tokens rotate: the droplet. */
@@ -55,6 +59,10 @@ export class TestEngine implements ToolboxEngine {
   private count = 0;
   private readonly stacks = new Map<string, ToolboxOutputs>();
   private readonly generations = new Map<string, number>();
+  /** Stacks the engine did not create: operator stacks, orphans (`seedStack`). */
+  private readonly seeded = new Map<string, StackOutputValues>();
+  /** listStacks and stackOutputs calls (reads; `calls` holds what changes a stack). */
+  reads = 0;
 
   constructor(
     private readonly opts: TestEngineOptions = {},
@@ -72,7 +80,7 @@ export class TestEngine implements ToolboxEngine {
       dropletName: `tbx-${req.config.accountId}`,
       dropletUrn: `urn:pulumi:${req.stackName}::agentopia-toolboxes::test:Droplet::toolbox`,
       ipv4: "127.0.0.1",
-      backendUrl: "http://127.0.0.1:3000",
+      backendUrl: this.opts.backendUrlFor?.(req.stackName) ?? "http://127.0.0.1:3000",
       dtmaToken: token(),
       dtmaTokenPrevious: "",
       backendApiToken: token(),
@@ -103,6 +111,48 @@ export class TestEngine implements ToolboxEngine {
 
   async recover(req: StackRequest, onEvent: OnEngineEvent): Promise<void> {
     await this.run("recover", req, onEvent, 0);
+  }
+
+  listStacks(): Promise<StackSummary[]> {
+    this.reads++;
+    const names = [...new Set([...this.stacks.keys(), ...this.seeded.keys()])].sort();
+    return Promise.resolve(names.map((name) => ({ name })));
+  }
+
+  stackOutputs(stackName: string): Promise<StackOutputValues | undefined> {
+    this.reads++;
+    const own = this.stacks.get(stackName);
+    return Promise.resolve(own ? { ...own } : this.seeded.get(stackName));
+  }
+
+  async destroyStack(stackName: string, onEvent: OnEngineEvent): Promise<void> {
+    const req: StackRequest = {
+      stackName,
+      config: {
+        accountId: stackName.replace(/^acct-/, ""),
+        target: "local",
+        agentopiaApiBaseUrl: "",
+        controlPlaneCidrs: [],
+        tokenGeneration: 0,
+      },
+    };
+    await this.run("destroyStack", req, onEvent);
+    this.stacks.delete(stackName);
+    this.seeded.delete(stackName);
+    this.generations.delete(stackName);
+  }
+
+  /**
+   * A stack the service did not create through this engine: an operator stack with its outputs
+   * (the platform's profile, its canaries), or an orphan `acct-*` stack.
+   */
+  seedStack(stackName: string, outputs: StackOutputValues = {}): void {
+    this.seeded.set(stackName, outputs);
+  }
+
+  /** Whether the engine holds a stack of this name. */
+  hasStack(stackName: string): boolean {
+    return this.stacks.has(stackName) || this.seeded.has(stackName);
   }
 
   private async run(

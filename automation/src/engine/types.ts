@@ -38,6 +38,17 @@ export interface DriftReport {
   changeSummary: Record<string, number>;
 }
 
+/** A stack in the state backend, as the engine lists it. */
+export interface StackSummary {
+  /** As the backend names it (`acct-<id>`, or `org/project/stack` on Pulumi Cloud). */
+  name: string;
+  lastUpdate?: string;
+  resourceCount?: number;
+}
+
+/** A stack's outputs by name, secrets in plain (they never leave the service unencrypted). */
+export type StackOutputValues = Record<string, unknown>;
+
 export interface EngineEvent {
   type: string;
   message?: string;
@@ -79,6 +90,15 @@ export interface ToolboxEngine {
    * the stale lock and clears pending operations so the stack can be updated again.
    */
   recover(req: StackRequest, onEvent: OnEngineEvent): Promise<void>;
+  /** Every stack of the project in the state backend (reconciliation). */
+  listStacks(): Promise<StackSummary[]>;
+  /** A stack's outputs (the platform's profile, an operator stack's canaries); undefined: no such stack. */
+  stackOutputs(stackName: string): Promise<StackOutputValues | undefined>;
+  /**
+   * Destroys a stack known only by its name (an orphan: no record, so no request to build its
+   * config from), then removes it and its work directory.
+   */
+  destroyStack(stackName: string, onEvent: OnEngineEvent): Promise<void>;
 }
 
 export { stackNameFor } from "@agentopia-toolboxes/contract";

@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { LOCAL_IMAGES } from "@agentopia-toolboxes/contract";
 import type { Logger } from "pino";
 import { Pool, type PoolClient } from "pg";
 import type { PgBoss } from "pg-boss";
@@ -361,8 +362,11 @@ async function execute(
   engineDone: () => void,
 ) {
   switch (op.kind) {
+    // A fleet upgrade's step and its rollback: an `up` with the account's own images (stackConfig).
     case "provision":
-    case "rotate_tokens": {
+    case "rotate_tokens":
+    case "upgrade":
+    case "rollback": {
       const outputs = await deps.engine.up(req, events.push);
       engineDone();
       await recordProvisioned(deps, db, op, req, outputs, await events.drain());
@@ -423,7 +427,15 @@ async function recordProvisioned(
     dtma_token_previous_hash: out.dtmaTokenPrevious ? sha256Hex(out.dtmaTokenPrevious) : null,
     tokens_ciphertext: deps.cipher.encrypt(tokens, op.account_id),
     provisioning_error_message: null,
+    // What now runs (a trigger keeps the history: which images, since when).
+    deployed_dtma_image: req.config.dtmaImage ?? localImage(req, "dtma"),
+    deployed_backend_image: req.config.backendImage ?? localImage(req, "backend"),
   });
+}
+
+/** The local target's default image (the program's), where the service sets none. */
+function localImage(req: StackRequest, role: keyof typeof LOCAL_IMAGES): string | null {
+  return req.config.target === "local" ? LOCAL_IMAGES[role] : null;
 }
 
 /**
