@@ -5,7 +5,11 @@ import Fastify, {
 } from "fastify";
 import type { Logger } from "pino";
 import type { Pool } from "pg";
-import { authenticate, HttpError, type Principal, type SessionVerifier } from "./auth/auth";
+import { authenticate, type Principal, type SessionVerifier } from "./auth/auth";
+import { guard } from "./auth/guard";
+import { isKnownDtmaToken } from "./heartbeat";
+import { clientErrorHandler, errorHandler, frameworkErrors } from "./http/edge";
+import { jsonBodies } from "./http/jsonBody";
 import type { Metrics } from "./metrics";
 import { operationRoutes } from "./routes/operations";
 import { systemRoutes } from "./routes/system";
@@ -22,6 +26,7 @@ export interface AppDeps {
   heartbeatTimeoutSeconds: number;
   /** Regions and sizes requests may name. */
   offer: Offer;
+  /** The caller the guard authenticated (routes declare who may call them in `config.auth`). */
   authenticate(req: FastifyRequest): Promise<Principal>;
   ready(): Promise<boolean>;
   /** How often an event stream looks for new events (ms). */
@@ -44,35 +49,13 @@ export interface AppOptions {
   ssePollMs?: number;
 }
 
-/**
- * Many HTTP clients send `content-type: application/json` (or another type) with no body on a
- * DELETE or a body-less POST: an empty body is no body, whatever its type. A non-empty body is
- * parsed as JSON (fastify's own parser, prototype poisoning refused) or refused with 415.
- */
-function acceptEmptyBodies(app: FastifyInstance): void {
-  const json = app.getDefaultJsonParser("error", "error");
-  app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
-    if (body === "") done(null, undefined);
-    else void json(req, String(body), done);
-  });
-  app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => {
-    if (body === "") done(null, undefined);
-    else
-      done(
-        Object.assign(new Error("unsupported content type: send application/json"), {
-          statusCode: 415,
-        }),
-        undefined,
-      );
-  });
-}
-
 /** Builds the HTTP app from its dependencies (no singletons; tests build as many as they like). */
 export function buildApp(opts: AppOptions): FastifyInstance {
   const app: FastifyInstance = Fastify({
     loggerInstance: (opts.logger || undefined) as FastifyBaseLogger | undefined,
     bodyLimit: 64 * 1024,
+    frameworkErrors,
+    clientErrorHandler,
   });
   const streams = new Set<() => void>();
   const deps: AppDeps = {
@@ -82,34 +65,27 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     metrics: opts.metrics,
     heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds,
     offer: opts.offer,
-    authenticate: (req) => authenticate(req, opts.serviceToken, opts.sessions),
+    authenticate: async (req) =>
+      req.principal ?? (await authenticate(req, opts.serviceToken, opts.sessions)),
     ready: opts.ready,
     ssePollMs: opts.ssePollMs ?? 250,
     streams,
   };
-  acceptEmptyBodies(app);
+  jsonBodies(app);
+  app.decorateRequest("authenticated", false);
+  app.addHook(
+    "onRequest",
+    guard({
+      serviceToken: opts.serviceToken,
+      sessions: opts.sessions,
+      knownDtmaToken: (token) => isKnownDtmaToken(opts.pool, token),
+    }),
+  );
   app.addHook("onClose", (_instance, done) => {
     for (const stop of streams) stop();
     done();
   });
-
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
-    if (err instanceof HttpError) {
-      req.log.info({ code: err.code, reason: err.message }, "request refused");
-      return reply.code(err.statusCode).send({
-        error: err.code,
-        message: err.message,
-        ...(err.field ? { field: err.field } : {}),
-      });
-    }
-    const status = err.statusCode ?? 500;
-    if (status >= 400 && status < 500) {
-      req.log.info({ code: err.code, reason: err.message }, "request refused");
-      return reply.code(status).send({ error: "invalid_request", message: err.message });
-    }
-    req.log.error({ err }, "request failed");
-    return reply.code(500).send({ error: "internal", message: "internal error" });
-  });
+  app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((_req, reply) =>
     reply.code(404).send({ error: "not_found", message: "no such route" }),
   );

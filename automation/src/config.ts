@@ -172,6 +172,19 @@ const envSchema = z
         }
       }
     }
+    // A DTMA on a droplet sends its token to this URL across the internet: https only.
+    if (
+      env.TOOLBOX_TARGET === "digitalocean" &&
+      env.PUBLIC_BASE_URL !== undefined &&
+      !env.PUBLIC_BASE_URL.startsWith("https:")
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["PUBLIC_BASE_URL"],
+        message:
+          "must be an https:// URL when TOOLBOX_TARGET=digitalocean (DTMAs send their token to it)",
+      });
+    }
     // The platform's profile says whether its environment requires pins (prod does).
     if (env.REQUIRE_DIGEST_PINS === "1") {
       for (const name of ["DTMA_IMAGE", "BACKEND_IMAGE"] as const) {

@@ -42,6 +42,16 @@ export interface HeartbeatResult {
   unknown: string[];
 }
 
+/** Whether some toolbox holds this DTMA token now (current or previous), by its hash. */
+export async function isKnownDtmaToken(pool: Pool, token: string): Promise<boolean> {
+  const { rowCount } = await pool.query(
+    `select 1 from account_tool_environments
+     where dtma_token_hash = $1 or dtma_token_previous_hash = $1 limit 1`,
+    [sha256Hex(token)],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
 /**
  * Records a heartbeat for the toolbox whose current or previous DTMA token this is (both are
  * accepted during a rotation), and each tool status on that toolbox's `account_tool_instances`

@@ -191,7 +191,8 @@ describe("toolbox lifecycle through the HTTP API (test engine, real Postgres, re
       "account_id=x",
     );
     assert.equal(typed.status, 415);
-    assert.equal(typed.body.error, "invalid_request");
+    assert.equal(typed.body.error, "unsupported_media_type");
+    assert.equal(typed.body.field, "content-type");
     const empty = await raw("POST", "/v1/toolboxes", "application/json", "");
     assert.equal(empty.status, 400, "an empty provision body is a body without account_id");
     assert.equal(empty.body.field, "account_id");

@@ -42,12 +42,14 @@ export function bearerToken(req: FastifyRequest): string | undefined {
   return match?.[1];
 }
 
+/** A refusal, answered as `{error: code, message, field?}` with `headers` (e.g. Retry-After). */
 export class HttpError extends Error {
   constructor(
     readonly statusCode: number,
     readonly code: string,
     message: string,
     readonly field?: string,
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }

@@ -1,21 +1,21 @@
 import type { FastifyInstance } from "fastify";
-import { HttpError, bearerToken, requireService } from "../auth/auth";
+import { HttpError, bearerToken } from "../auth/auth";
 import { heartbeatBody, recordHeartbeat } from "../heartbeat";
 import type { AppDeps } from "../app";
 import { openApiDocument } from "../openapi";
 import { parse } from "./validation";
 
 export function systemRoutes(app: FastifyInstance, deps: AppDeps): void {
-  // Health endpoints are unauthenticated and reveal nothing but up/ready.
-  app.get("/healthz", () => Promise.resolve({ status: "ok" }));
+  // Health endpoints are the only unauthenticated routes and reveal nothing but up/ready.
+  const open = { config: { auth: "none" as const } };
+  app.get("/healthz", open, () => Promise.resolve({ status: "ok" }));
 
-  app.get("/readyz", async (_req, reply) => {
+  app.get("/readyz", open, async (_req, reply) => {
     const ready = await deps.ready().catch(() => false);
     return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not_ready" });
   });
 
-  app.get("/metrics", async (req, reply) => {
-    requireService(await deps.authenticate(req));
+  app.get("/metrics", { config: { auth: "service" } }, async (_req, reply) => {
     return reply
       .type(deps.metrics.registry.contentType)
       .send(await deps.metrics.registry.metrics());
@@ -23,10 +23,12 @@ export function systemRoutes(app: FastifyInstance, deps: AppDeps): void {
 
   app.get("/openapi.json", () => Promise.resolve(openApiDocument));
 
-  /** The DTMA's heartbeat: its own token is the credential, looked up by hash. */
-  app.post("/v1/heartbeat", async (req, reply) => {
-    const token = bearerToken(req);
-    if (!token) throw new HttpError(401, "unauthorized", "a bearer token is required");
+  /**
+   * The DTMA's heartbeat: its own token is the credential, looked up by hash before the body is
+   * read (the guard); the body is checked before it is stored (jsonBody.ts, then the schema).
+   */
+  app.post("/v1/heartbeat", { config: { auth: "dtma" } }, async (req, reply) => {
+    const token = bearerToken(req)!;
     const body = parse(heartbeatBody, req.body, "body");
     const result = await recordHeartbeat(deps.pool, token, body);
     if (!result.known) throw new HttpError(401, "unauthorized", "unknown DTMA token");

@@ -61,7 +61,8 @@ export function toolboxRoutes(app: FastifyInstance, deps: AppDeps): void {
     return { toolbox: toolboxView(row, deps.heartbeatTimeoutSeconds) };
   });
 
-  app.get("/v1/toolboxes/:account_id/tokens", async (req) => {
+  const serviceOnly = { config: { auth: "service" as const } };
+  app.get("/v1/toolboxes/:account_id/tokens", serviceOnly, async (req) => {
     const principal = await deps.authenticate(req);
     requireService(principal);
     const { account_id } = parse(accountParams, req.params, "account_id");
@@ -84,7 +85,7 @@ export function toolboxRoutes(app: FastifyInstance, deps: AppDeps): void {
     return view(await deps.service.deprovision(account_id, who(principal)), reply);
   });
 
-  app.post("/v1/toolboxes/:account_id/rotate-tokens", async (req, reply) => {
+  app.post("/v1/toolboxes/:account_id/rotate-tokens", serviceOnly, async (req, reply) => {
     const principal = await deps.authenticate(req);
     requireService(principal);
     const { account_id } = parse(accountParams, req.params, "account_id");
