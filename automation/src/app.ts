@@ -11,6 +11,7 @@ import { isKnownDtmaToken } from "./heartbeat";
 import { clientErrorHandler, errorHandler, frameworkErrors } from "./http/edge";
 import { jsonBodies } from "./http/jsonBody";
 import type { Metrics } from "./metrics";
+import { registerFleetRoutes, type FleetApi } from "./routes/fleet";
 import { operationRoutes } from "./routes/operations";
 import { systemRoutes } from "./routes/system";
 import { toolboxRoutes } from "./routes/toolboxes";
@@ -47,6 +48,8 @@ export interface AppOptions {
   ready: () => Promise<boolean>;
   logger: Logger | false;
   ssePollMs?: number;
+  /** Fleet upgrades, reconciliations and versions (absent: not served). */
+  fleet?: FleetApi;
 }
 
 /** Builds the HTTP app from its dependencies (no singletons; tests build as many as they like). */
@@ -93,5 +96,6 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   systemRoutes(app, deps);
   toolboxRoutes(app, deps);
   operationRoutes(app, deps);
+  if (opts.fleet) registerFleetRoutes(app, { ...opts.fleet, ...deps });
   return app;
 }

@@ -17,6 +17,8 @@ import {
   type QueueOptions,
 } from "./queue/queue";
 import { startWorker } from "./queue/worker";
+import type { BackendProbe } from "./fleet/health";
+import { startFleet, type FleetSettings, type RunningFleet } from "./fleet/runner";
 import { MIN_SECRET, SecretScrubber, tooShort, urlPassword, type Secret } from "./secrets/scrubber";
 import { TokenCipher } from "./secrets/tokenCipher";
 import type { StackSettings } from "./stackConfig";
@@ -43,6 +45,12 @@ export interface ServiceOptions {
   ssePollMs?: number;
   /** Log HTTP requests (off in tests and the benchmark). */
   httpLogs?: boolean;
+  /** Fleet upgrades, reconciliation and canaries (config.ts); defaults from stackSettings. */
+  fleet?: Partial<FleetSettings>;
+  /** Ticks of an upgrade driver (ms, default 500). */
+  driverPollMs?: number;
+  /** How backends are asked for their /status during upgrades (default HTTP(S)). */
+  probe?: BackendProbe;
 }
 
 export interface RunningService {
@@ -50,6 +58,7 @@ export interface RunningService {
   boss: PgBoss;
   pool: Pool;
   workerId: string;
+  fleet: RunningFleet;
   stop(): Promise<void>;
 }
 
@@ -66,7 +75,20 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     );
     const metrics = createMetrics(pool);
     const cipher = new TokenCipher(opts.tokenEncryptionKey);
+    const fleetSettings: FleetSettings = {
+      environment: opts.stackSettings.platformStack?.split("/").pop() ?? opts.stackSettings.target,
+      requireDigestPins: false,
+      target: opts.stackSettings.target,
+      dtmaImage: opts.stackSettings.dtmaImage,
+      backendImage: opts.stackSettings.backendImage,
+      canaryStacks: [],
+      canarySyncSchedule: "",
+      reconcileSchedule: "",
+      reconcileHeartbeatThresholdSeconds: 3600,
+      ...opts.fleet,
+    };
     const secrets = [
+      fleetSettings.digitalocean?.token,
       opts.serviceToken,
       opts.tokenEncryptionKey,
       urlPassword(opts.databaseUrl),
@@ -100,6 +122,23 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
         opts.log.warn({ count: n }, "toolboxes marked unresponsive after missed heartbeats");
     });
     await boss.schedule(HEARTBEAT_SWEEP_QUEUE, "* * * * *");
+    const fleet = await startFleet({
+      pool,
+      boss,
+      engine: opts.engine,
+      cipher,
+      scrubber,
+      log: opts.log,
+      registry: metrics.registry,
+      workerId,
+      settings: fleetSettings,
+      slots: opts.workerConcurrency > 0 ? 2 : 0,
+      heartbeatSeconds: opts.queue.heartbeatSeconds ?? defaultQueueOptions.heartbeatSeconds,
+      pollIntervalSeconds: opts.pollingIntervalSeconds ?? 2,
+      driverPollMs: opts.driverPollMs ?? 500,
+      connectionString: opts.databaseUrl,
+      probe: opts.probe,
+    });
     let stopping = false;
     const app = buildApp({
       pool,
@@ -116,6 +155,11 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       ready: async () => !stopping && (await pool.query("select 1")).rowCount === 1,
       logger: opts.httpLogs === false ? false : opts.log,
       ssePollMs: opts.ssePollMs,
+      fleet: {
+        boss,
+        settings: fleetSettings,
+        defaults: { dtmaImage: fleetSettings.dtmaImage, backendImage: fleetSettings.backendImage },
+      },
     });
     await app.ready();
     return {
@@ -123,11 +167,13 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       boss,
       pool,
       workerId,
+      fleet,
       async stop() {
         stopping = true;
         await app.close();
         // Lets running operations finish (up to the timeout); unfinished ones keep their claim and
         // are retried elsewhere once their job heartbeat lapses.
+        await fleet.stop(30_000);
         await worker.stop(30_000);
         await boss.stop({ graceful: true, timeout: 30_000 });
         await pool.end();

@@ -1,0 +1,142 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Pool } from "pg";
+import type { PgBoss } from "pg-boss";
+import { z } from "zod";
+import { HttpError, requireService, type Principal } from "../auth/auth";
+import {
+  controlUpgrade,
+  createUpgrade,
+  getFleetOperation,
+  TARGET_STATES,
+  targetView,
+  upgradeRequest,
+  upgradeView,
+  type ControlAction,
+  type FleetOperationRow,
+  type TargetRow,
+  type UpgradeSettings,
+} from "../fleet/upgrades";
+import { streamFleetEvents } from "./fleetEvents";
+import { operationParams, parse, uuid } from "./validation";
+
+export interface FleetRouteDeps {
+  pool: Pool;
+  boss: PgBoss;
+  settings: UpgradeSettings;
+  authenticate(req: FastifyRequest): Promise<Principal>;
+  ssePollMs: number;
+  streams: Set<() => void>;
+}
+
+const serviceOnly = { config: { auth: "service" as const } };
+const listQuery = z
+  .object({
+    status: z.enum(["queued", "running", "stopped", "aborted", "succeeded", "failed"]).optional(),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+  })
+  .strict();
+const targetsQuery = z
+  .object({
+    state: z.enum(TARGET_STATES as [string, ...string[]]).optional(),
+    wave: z.coerce.number().int().min(0).max(1000).optional(),
+    after: uuid.optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(200),
+  })
+  .strict();
+/** Control bodies carry nothing (an empty body, or {}). */
+const noBody = z.object({}).strict();
+
+export const who = (p: Principal) => (p.kind === "service" ? "service" : `user:${p.userId}`);
+
+/** The caller, who must hold the service token, and the fleet operation the path names. */
+export function fleetAccess(deps: FleetRouteDeps, kind: FleetOperationRow["kind"], what: string) {
+  const caller = async (req: FastifyRequest) => {
+    const principal = await deps.authenticate(req);
+    requireService(principal);
+    return principal;
+  };
+  const load = async (req: FastifyRequest): Promise<FleetOperationRow> => {
+    await caller(req);
+    const { id } = parse(operationParams, req.params, "id");
+    const op = await getFleetOperation(deps.pool, id, kind);
+    if (!op) throw new HttpError(404, "not_found", `no such ${what}`);
+    return op;
+  };
+  return { caller, load };
+}
+
+/** Upgrades (service token only): start, follow, stop, resume, abort. */
+export function upgradeRoutes(app: FastifyInstance, deps: FleetRouteDeps): void {
+  const schema = upgradeRequest(deps.settings);
+  const { caller, load } = fleetAccess(deps, "upgrade", "upgrade");
+
+  app.post("/v1/upgrades", serviceOnly, async (req, reply) => {
+    const principal = await caller(req);
+    const plan = parse(schema, req.body, "body");
+    const out = await createUpgrade(deps.pool, deps.boss, deps.settings, plan, who(principal));
+    if (out.outcome === "invalid")
+      throw new HttpError(400, "invalid_request", out.message, out.field);
+    if (out.outcome === "conflict") {
+      return reply.code(409).send({
+        error: "upgrade_in_progress",
+        message: `upgrade ${out.upgrade.id} of ${deps.settings.environment} is ${out.upgrade.status}; one at a time per environment`,
+        upgrade: await upgradeView(deps.pool, out.upgrade),
+      });
+    }
+    return reply.code(202).send({ upgrade: await upgradeView(deps.pool, out.upgrade) });
+  });
+
+  app.get("/v1/upgrades", serviceOnly, async (req) => {
+    await caller(req);
+    const q = parse(listQuery, req.query, "query");
+    const { rows } = await deps.pool.query<FleetOperationRow>(
+      `select * from fleet_operations where kind = 'upgrade' and ($1::text is null or status = $1)
+       order by created_at desc limit $2`,
+      [q.status ?? null, q.limit],
+    );
+    return { upgrades: await Promise.all(rows.map((r) => upgradeView(deps.pool, r))) };
+  });
+
+  app.get("/v1/upgrades/:id", serviceOnly, async (req) => ({
+    upgrade: await upgradeView(deps.pool, await load(req)),
+  }));
+
+  app.get("/v1/upgrades/:id/toolboxes", serviceOnly, async (req) => {
+    const op = await load(req);
+    const q = parse(targetsQuery, req.query, "query");
+    const { rows } = await deps.pool.query<TargetRow>(
+      `select * from fleet_upgrade_targets where upgrade_id = $1
+         and ($2::text is null or state = $2) and ($3::int is null or wave = $3)
+         and ($4::uuid is null or account_id > $4)
+       order by account_id limit $5`,
+      [op.id, q.state ?? null, q.wave ?? null, q.after ?? null, q.limit],
+    );
+    return {
+      toolboxes: rows.map(targetView),
+      next: rows.length === q.limit ? rows[rows.length - 1].account_id : null,
+    };
+  });
+
+  app.get("/v1/upgrades/:id/events", serviceOnly, async (req, reply) => {
+    const op = await load(req);
+    await streamFleetEvents(deps, req, reply, op.id);
+  });
+
+  for (const action of ["stop", "resume", "abort"] as const satisfies ControlAction[]) {
+    app.post(`/v1/upgrades/:id/${action}`, serviceOnly, async (req, reply) => {
+      const principal = await caller(req);
+      const { id } = parse(operationParams, req.params, "id");
+      parse(noBody, req.body, "body");
+      const out = await controlUpgrade(deps.pool, deps.boss, id, action, who(principal));
+      if (out.outcome === "not_found") throw new HttpError(404, "not_found", "no such upgrade");
+      if (out.outcome === "conflict") {
+        return reply.code(409).send({
+          error: "upgrade_not_changeable",
+          message: out.message,
+          upgrade: await upgradeView(deps.pool, out.upgrade),
+        });
+      }
+      return reply.code(200).send({ upgrade: await upgradeView(deps.pool, out.upgrade) });
+    });
+  }
+}
