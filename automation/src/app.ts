@@ -6,6 +6,7 @@ import Fastify, {
 import type { Logger } from "pino";
 import type { Pool } from "pg";
 import { authenticate, type Principal, type SessionVerifier } from "./auth/auth";
+import { FailureLimiter } from "./auth/failures";
 import { guard } from "./auth/guard";
 import { isKnownDtmaToken } from "./heartbeat";
 import { clientErrorHandler, errorHandler, frameworkErrors } from "./http/edge";
@@ -50,6 +51,10 @@ export interface AppOptions {
   ssePollMs?: number;
   /** Fleet upgrades, reconciliations and versions (absent: not served). */
   fleet?: FleetApi;
+  /** Failed authentications an address may have per minute before it gets 429 (default 30). */
+  authFailuresPerMinute?: number;
+  /** fastify's trustProxy: whose X-Forwarded-For names the caller's address (default: nobody). */
+  trustProxy?: string[];
 }
 
 /** Builds the HTTP app from its dependencies (no singletons; tests build as many as they like). */
@@ -59,6 +64,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     bodyLimit: 64 * 1024,
     frameworkErrors,
     clientErrorHandler,
+    trustProxy: opts.trustProxy?.length ? opts.trustProxy : false,
   });
   const streams = new Set<() => void>();
   const deps: AppDeps = {
@@ -82,6 +88,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       serviceToken: opts.serviceToken,
       sessions: opts.sessions,
       knownDtmaToken: (token) => isKnownDtmaToken(opts.pool, token),
+      failures: new FailureLimiter(opts.authFailuresPerMinute ?? 30),
     }),
   );
   app.addHook("onClose", (_instance, done) => {

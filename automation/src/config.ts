@@ -12,6 +12,7 @@ import {
   REGIONS,
   SIZES,
 } from "@agentopia-toolboxes/contract";
+import ipaddr from "ipaddr.js";
 import { z } from "zod";
 
 /** Where the service keeps its embedded defaults when no external resource is configured. */
@@ -88,6 +89,20 @@ const envSchema = z
     ),
     SUPABASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
     SUPABASE_ANON_KEY: optionalString,
+    SUPABASE_JWT_SECRET: optionalString.pipe(
+      z.string().min(32, "must be the project's JWT secret (at least 32 characters)").optional(),
+    ),
+    AUTH_FAILURES_PER_MINUTE: intFrom(30, 1, 100_000),
+    TRUST_PROXY: optionalString.pipe(
+      z
+        .string()
+        .transform((v) => v.split(",").map((a) => a.trim()))
+        .refine(
+          (list) => list.every((a) => ipaddr.isValid(a) || ipaddr.isValidCIDR(a)),
+          "must be a comma-separated list of IP addresses or CIDRs (the proxies in front)",
+        )
+        .optional(),
+    ),
     PULUMI_BACKEND_URL: optionalString,
     PULUMI_CONFIG_PASSPHRASE: optionalString,
     PULUMI_SECRETS_PROVIDER: optionalString,
@@ -244,7 +259,12 @@ export interface Settings {
   databaseUrl?: string;
   /** Absent: generated and stored under dataDir on first start. */
   serviceToken?: string;
-  supabase?: { url: string; anonKey: string };
+  /** jwtSecret: the project's legacy JWT secret, to verify HS256 sessions locally. */
+  supabase?: { url: string; anonKey: string; jwtSecret?: string };
+  /** Failed authentications an address may have per minute before it gets 429. */
+  authFailuresPerMinute: number;
+  /** Proxies whose X-Forwarded-For names the caller (addresses or CIDRs); empty: none. */
+  trustProxy: string[];
   pulumi: {
     backendUrl: string;
     passphrase?: string;
@@ -319,8 +339,10 @@ export function loadSettings(env: NodeJS.ProcessEnv): Settings {
     serviceToken: e.SERVICE_TOKEN,
     supabase:
       e.SUPABASE_URL && e.SUPABASE_ANON_KEY
-        ? { url: e.SUPABASE_URL, anonKey: e.SUPABASE_ANON_KEY }
+        ? { url: e.SUPABASE_URL, anonKey: e.SUPABASE_ANON_KEY, jwtSecret: e.SUPABASE_JWT_SECRET }
         : undefined,
+    authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
+    trustProxy: e.TRUST_PROXY ?? [],
     pulumi: {
       backendUrl: e.PULUMI_BACKEND_URL ?? `file://${path.join(dataDir, "pulumi-state")}`,
       passphrase: e.PULUMI_CONFIG_PASSPHRASE,

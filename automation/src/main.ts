@@ -70,12 +70,21 @@ async function main(settings: Settings): Promise<void> {
   const service = await startService({
     databaseUrl,
     engine,
-    engineSecrets: [settings.sshPrivateKey, passphrase, urlPassword(settings.pulumi.backendUrl)],
+    engineSecrets: [
+      settings.sshPrivateKey,
+      passphrase,
+      urlPassword(settings.pulumi.backendUrl),
+      settings.supabase?.jwtSecret,
+    ],
     log,
     serviceToken,
     sessions: settings.supabase
-      ? supabaseVerifier(settings.supabase.url, settings.supabase.anonKey)
+      ? supabaseVerifier(settings.supabase.url, settings.supabase.anonKey, {
+          jwtSecret: settings.supabase.jwtSecret,
+        })
       : undefined,
+    authFailuresPerMinute: settings.authFailuresPerMinute,
+    trustProxy: settings.trustProxy,
     tokenEncryptionKey,
     stackSettings: settings,
     heartbeatTimeoutSeconds: settings.heartbeatTimeoutSeconds,

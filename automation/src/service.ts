@@ -51,6 +51,10 @@ export interface ServiceOptions {
   driverPollMs?: number;
   /** How backends are asked for their /status during upgrades (default HTTP(S)). */
   probe?: BackendProbe;
+  /** Failed authentications an address may have per minute before it gets 429. */
+  authFailuresPerMinute?: number;
+  /** Proxies whose X-Forwarded-For is believed (fastify's trustProxy). */
+  trustProxy?: string[];
 }
 
 export interface RunningService {
@@ -160,6 +164,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
         settings: fleetSettings,
         defaults: { dtmaImage: fleetSettings.dtmaImage, backendImage: fleetSettings.backendImage },
       },
+      authFailuresPerMinute: opts.authFailuresPerMinute,
+      trustProxy: opts.trustProxy,
     });
     await app.ready();
     return {

@@ -1,71 +1,22 @@
 /* eslint-disable @typescript-eslint/no-unsafe-member-access -- JSON responses are checked by assertions */
 import assert from "node:assert/strict";
-import { randomUUID, webcrypto } from "node:crypto";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+import { webcrypto } from "node:crypto";
 import fc from "fast-check";
 import { supabaseVerifier } from "../src/auth/auth";
 import { TestEngine } from "../src/engine/testEngine";
+import { supabaseIssuer, type SupabaseIssuer } from "./fixtures/supabaseIssuer";
 import { auth, newAccount, startTestService, waitFor } from "./helpers";
-
-/**
- * Supabase sessions are verified by the real supabase-js against a signing key published the way
- * a Supabase project publishes it (JWKS at /auth/v1/.well-known/jwks.json) on a loopback server.
- */
-async function jwksIssuer() {
-  const keys = await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
-    "sign",
-    "verify",
-  ]);
-  const kid = randomUUID();
-  const jwk = {
-    ...(await webcrypto.subtle.exportKey("jwk", keys.publicKey)),
-    kid,
-    alg: "ES256",
-    use: "sig",
-  };
-  const server = http.createServer((req, res) => {
-    if (req.url === "/auth/v1/.well-known/jwks.json") {
-      res
-        .writeHead(200, { "content-type": "application/json" })
-        .end(JSON.stringify({ keys: [jwk] }));
-    } else {
-      res.writeHead(401, { "content-type": "application/json" }).end('{"message":"invalid JWT"}');
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const b64 = (v: object | Uint8Array) =>
-    Buffer.from(v instanceof Uint8Array ? v : JSON.stringify(v)).toString("base64url");
-  const sign = async (claims: object, key = keys.privateKey) => {
-    const head = `${b64({ alg: "ES256", kid, typ: "JWT" })}.${b64(claims)}`;
-    const sig = await webcrypto.subtle.sign(
-      { name: "ECDSA", hash: "SHA-256" },
-      key,
-      Buffer.from(head),
-    );
-    return `${head}.${b64(new Uint8Array(sig))}`;
-  };
-  const session = (sub: string) =>
-    sign({
-      sub,
-      role: "authenticated",
-      aud: "authenticated",
-      exp: Math.floor(Date.now() / 1000) + 3600,
-    });
-  return { url, sign, session, close: () => new Promise((r) => server.close(r)) };
-}
 
 describe("auth on every route, and bad input never a 5xx", function () {
   let svc: Awaited<ReturnType<typeof startTestService>>;
-  let issuer: Awaited<ReturnType<typeof jwksIssuer>>;
+  let issuer: SupabaseIssuer;
   const owner = newAccount();
   const stranger = newAccount();
   let ownerSession: string;
   let strangerSession: string;
 
   before(async () => {
-    issuer = await jwksIssuer();
+    issuer = await supabaseIssuer();
     svc = await startTestService({
       engine: new TestEngine(),
       sessions: supabaseVerifier(issuer.url, "anon-key"),

@@ -113,6 +113,36 @@ describe("settings", () => {
     );
   });
 
+  it("sessions: the project's JWT secret, the failure limit and the proxies in front (issue 13, item 10)", () => {
+    const s = loadSettings({
+      SUPABASE_URL: "https://project.supabase.co",
+      SUPABASE_ANON_KEY: "anon",
+      SUPABASE_JWT_SECRET: "s".repeat(40),
+      AUTH_FAILURES_PER_MINUTE: "50",
+      TRUST_PROXY: "10.0.0.1, 192.0.2.0/24,::1",
+    });
+    assert.equal(s.supabase?.jwtSecret, "s".repeat(40));
+    assert.equal(s.authFailuresPerMinute, 50);
+    assert.deepEqual(s.trustProxy, ["10.0.0.1", "192.0.2.0/24", "::1"]);
+    const defaults = loadSettings({});
+    assert.equal(defaults.authFailuresPerMinute, 30);
+    assert.deepEqual(defaults.trustProxy, []);
+    const lines = errors({
+      SUPABASE_JWT_SECRET: "short",
+      AUTH_FAILURES_PER_MINUTE: "0",
+      TRUST_PROXY: "10.0.0.1,proxy.example",
+    });
+    assert.deepEqual(
+      lines.map((l) => l.split(":")[0]),
+      ["SUPABASE_JWT_SECRET", "AUTH_FAILURES_PER_MINUTE", "TRUST_PROXY"],
+      lines.join("\n"),
+    );
+    assert.ok(
+      lines.every((l) => !l.includes("short")),
+      "a rejected secret is not repeated",
+    );
+  });
+
   it("accepts a 32-byte key as hex or base64", () => {
     assert.equal(
       loadSettings({ TOKEN_ENCRYPTION_KEY: "ab".repeat(32) }).tokenEncryptionKey?.length,

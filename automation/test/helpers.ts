@@ -51,6 +51,10 @@ export interface TestServiceOptions {
   log?: Logger;
   /** Log HTTP requests (default: only with TEST_LOG_LEVEL). */
   httpLogs?: boolean;
+  /** Failed authentications an address may have per minute before it gets 429. */
+  authFailuresPerMinute?: number;
+  /** Proxies whose X-Forwarded-For is believed. */
+  trustProxy?: string[];
 }
 
 /** The real service (Postgres, pg-boss, fastify) around the given engine, with fast polling. */
@@ -70,6 +74,8 @@ export async function startTestService(
     workerConcurrency: opts.workerConcurrency ?? 2,
     ...fastQueue(opts.retryLimit ?? 2),
     httpLogs: opts.httpLogs ?? process.env.TEST_LOG_LEVEL !== undefined,
+    authFailuresPerMinute: opts.authFailuresPerMinute,
+    trustProxy: opts.trustProxy,
   });
   return { ...service, databaseUrl };
 }

@@ -1,39 +1,10 @@
-import { createClient } from "@supabase/supabase-js";
 import type { FastifyRequest } from "fastify";
 import { secretEquals } from "../secrets/tokenCipher";
+import type { SessionVerifier } from "./sessions";
+
+export { supabaseVerifier, type SessionVerifier } from "./sessions";
 
 export type Principal = { kind: "service" } | { kind: "user"; userId: string };
-
-/** Verifies a Supabase session token; returns the user id or undefined. */
-export interface SessionVerifier {
-  verify(token: string): Promise<string | undefined>;
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/**
- * Supabase sessions verified by supabase-js: asymmetric JWTs against the project's JWKS,
- * symmetric ones by asking the project's auth server.
- */
-export function supabaseVerifier(url: string, anonKey: string): SessionVerifier {
-  const client = createClient(url, anonKey, {
-    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-  });
-  return {
-    async verify(token) {
-      try {
-        const { data, error } = await client.auth.getClaims(token);
-        if (error || !data) return undefined;
-        const { sub, role } = data.claims;
-        return typeof sub === "string" && UUID.test(sub) && role === "authenticated"
-          ? sub
-          : undefined;
-      } catch {
-        return undefined;
-      }
-    },
-  };
-}
 
 export function bearerToken(req: FastifyRequest): string | undefined {
   const header = req.headers.authorization;

@@ -1,13 +1,9 @@
 import type { FastifyRequest, onRequestAsyncHookHandler } from "fastify";
 import { checkTarget } from "../http/edge";
-import {
-  authenticate,
-  bearerToken,
-  HttpError,
-  requireService,
-  type Principal,
-  type SessionVerifier,
-} from "./auth";
+import { secretEquals } from "../secrets/tokenCipher";
+import { bearerToken, HttpError, requireService, type Principal } from "./auth";
+import type { FailureLimiter } from "./failures";
+import type { SessionVerifier } from "./sessions";
 
 /**
  * Who may call a route, declared in its `config.auth`:
@@ -35,27 +31,54 @@ export interface GuardDeps {
   sessions?: SessionVerifier;
   /** Whether this is a DTMA token some toolbox holds now (looked up by hash). */
   knownDtmaToken(token: string): Promise<boolean>;
+  failures: FailureLimiter;
 }
 
 /**
  * The request's target, then its token, in an `onRequest` hook: before fastify reads or parses
  * a body (issue 13, item 12), so an anonymous caller's body is never parsed, validated or stored.
+ * The service token is compared first (constant time); any other token is verified only while
+ * the caller's address has failed fewer than the limit this minute (item 10), and each failure
+ * counts.
  */
 export function guard(deps: GuardDeps): onRequestAsyncHookHandler {
+  const refuse = (req: FastifyRequest, message: string): never => {
+    deps.failures.fail(req.ip);
+    throw new HttpError(401, "unauthorized", message);
+  };
+  const refuseIfFailing = (req: FastifyRequest): void => {
+    const wait = deps.failures.blockedFor(req.ip);
+    if (wait > 0) {
+      throw new HttpError(
+        429,
+        "too_many_failures",
+        `authorization: too many failed authentications from this address; retry in ${wait} s`,
+        "authorization",
+        { "retry-after": String(wait) },
+      );
+    }
+  };
+
   return async (req: FastifyRequest) => {
     checkTarget(req);
     const mode = req.routeOptions.config?.auth ?? "principal";
     if (mode === "none") return;
-    if (mode === "dtma") {
-      const token = bearerToken(req);
-      if (!token) throw new HttpError(401, "unauthorized", "a bearer token is required");
-      if (!(await deps.knownDtmaToken(token))) {
-        throw new HttpError(401, "unauthorized", "unknown DTMA token");
-      }
+    const token = bearerToken(req);
+    if (mode !== "dtma" && token !== undefined && secretEquals(token, deps.serviceToken)) {
+      req.principal = { kind: "service" };
       req.authenticated = true;
       return;
     }
-    req.principal = await authenticate(req, deps.serviceToken, deps.sessions);
+    refuseIfFailing(req);
+    if (!token) refuse(req, "a bearer token is required");
+    if (mode === "dtma") {
+      if (!(await deps.knownDtmaToken(token!))) refuse(req, "unknown DTMA token");
+      req.authenticated = true;
+      return;
+    }
+    const userId = deps.sessions ? await deps.sessions.verify(token!) : undefined;
+    if (!userId) refuse(req, "the bearer token is not valid");
+    req.principal = { kind: "user", userId: userId! };
     req.authenticated = true;
     if (mode === "service") requireService(req.principal);
   };
