@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { reconcileRequest, startReconciliation } from "../fleet/reconcile";
-import { fleetOperationView } from "../fleet/upgrades";
+import { fleetOperationView, type FleetOperationRow } from "../fleet/upgrades";
 import { streamFleetEvents } from "./fleetEvents";
 import { fleetAccess, who, type FleetRouteDeps } from "./upgrades";
 import { parse } from "./validation";
