@@ -6,6 +6,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "./db/embedded";
 import { AutomationEngine, installPulumiCli } from "./engine/automationEngine";
 import { localSecret } from "./secrets/localSecrets";
 import { urlPassword } from "./secrets/scrubber";
+import { applyProfile, readPlatformProfile } from "./fleet/profile";
 import { startService } from "./service";
 
 /** Repository root: automation/dist/src/main.js or automation/src/main.ts → ../../.. or ../.. */
@@ -66,6 +67,23 @@ async function main(settings: Settings): Promise<void> {
     { policyPacks: engine.policyPacks, backend: settings.pulumi.backendUrl.split(":")[0] },
     "engine ready",
   );
+  // The platform's toolboxProfile, where the engine can read it: unset settings are taken from
+  // it, a setting it does not allow stops the service with one line naming it.
+  let effective = settings;
+  const profile = settings.platformStack
+    ? await readPlatformProfile(engine, settings.platformStack, log)
+    : undefined;
+  if (profile !== undefined) {
+    const check = applyProfile(process.env, settings, profile);
+    if (check.problems.length > 0) {
+      for (const line of check.problems) process.stderr.write(`invalid setting ${line}\n`);
+      process.exit(2);
+    }
+    if (check.taken.length > 0) {
+      log.info({ taken: check.taken }, "settings taken from the platform's toolboxProfile");
+    }
+    effective = check.settings;
+  }
 
   const service = await startService({
     databaseUrl,
@@ -86,7 +104,16 @@ async function main(settings: Settings): Promise<void> {
     authFailuresPerMinute: settings.authFailuresPerMinute,
     trustProxy: settings.trustProxy,
     tokenEncryptionKey,
-    stackSettings: settings,
+    stackSettings: effective,
+    fleet: {
+      environment: effective.environment,
+      requireDigestPins: effective.requireDigestPins,
+      canaryStacks: effective.canaryStacks,
+      canarySyncSchedule: effective.canarySyncSchedule,
+      reconcileSchedule: effective.reconcileSchedule,
+      reconcileHeartbeatThresholdSeconds: effective.reconcileHeartbeatThresholdSeconds,
+      digitalocean: effective.digitalocean,
+    },
     heartbeatTimeoutSeconds: settings.heartbeatTimeoutSeconds,
     workerConcurrency: settings.workerConcurrency,
     queue: { retryLimit: settings.retryLimit },

@@ -11,8 +11,10 @@ import {
   DIGEST_PIN_RULE,
   DIGEST_PINNED,
 } from "@agentopia-toolboxes/contract";
+import type { Logger } from "pino";
 import { z } from "zod";
 import type { Settings } from "../config";
+import type { ToolboxEngine } from "../engine/types";
 
 const profileSchema = z.object({
   regions: z.array(z.string()).min(1),
@@ -130,4 +132,32 @@ export function applyProfile<S extends ProfiledSettings>(
     }
   }
   return { settings: next, problems, taken };
+}
+
+/**
+ * The platform stack's `toolboxProfile` through the engine, or undefined (with the reason
+ * logged) when it cannot be read: no CLI, no such stack yet, no profile exported.
+ */
+export async function readPlatformProfile(
+  engine: Pick<ToolboxEngine, "stackOutputs">,
+  platformStack: string,
+  log: Pick<Logger, "warn">,
+): Promise<unknown> {
+  try {
+    const outputs = await engine.stackOutputs(platformStack);
+    if (outputs?.toolboxProfile === undefined) {
+      log.warn(
+        { platformStack },
+        "the platform stack exports no toolboxProfile (yet): the settings are taken as they are",
+      );
+      return undefined;
+    }
+    return outputs.toolboxProfile;
+  } catch (err) {
+    log.warn(
+      { platformStack, reason: (err as Error).message.split("\n")[0] },
+      "the platform's toolboxProfile could not be read: the settings are taken as they are",
+    );
+    return undefined;
+  }
 }
