@@ -16,6 +16,8 @@ type Op = "up" | "destroy" | "refresh" | "recover" | "destroyStack";
 export interface TestEngineOptions {
   /** Milliseconds each operation takes (default 0). */
   latencyMs?: number;
+  /** Milliseconds this operation takes, when it is not `latencyMs`. */
+  latencyFor?: (op: Op, req: StackRequest) => number | undefined;
   /** Decides, per call, whether to fail and how; return undefined to succeed. */
   failWith?: (
     op: Op,
@@ -159,7 +161,7 @@ export class TestEngine implements ToolboxEngine {
     op: Op,
     req: StackRequest,
     onEvent: OnEngineEvent,
-    latency = this.opts.latencyMs ?? 0,
+    latency = this.opts.latencyFor?.(op, req) ?? this.opts.latencyMs ?? 0,
   ) {
     const call: EngineCall = {
       op,

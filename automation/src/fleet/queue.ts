@@ -29,7 +29,8 @@ export async function declareFleetQueues(boss: PgBoss, heartbeatSeconds: number)
     retryBackoff: true,
     retryDelayMax: 60,
     heartbeatSeconds,
-    expireInSeconds: 7 * 24 * 3600,
+    // pg-boss's most (24 h); a driver expired after it is retried and resumes where it was.
+    expireInSeconds: 23 * 3600,
     deadLetter: FLEET_DEAD_LETTER_QUEUE,
     notify: false,
   };

@@ -613,8 +613,10 @@ async function startPending(
       waiting_since: Date | null;
       busy_kind: string | null;
       waited_seconds: number | null;
+      current: boolean;
     }>(
       `select t.account_id::text, t.environment_id, e.status::text, t.waiting_since,
+         (e.deployed_dtma_image = $4 and e.deployed_backend_image = $5) as current,
          extract(epoch from now() - t.waiting_since)::float8 as waited_seconds,
          (select o.kind from toolbox_operations o where o.account_id = t.account_id
             and o.status in ('queued', 'running') limit 1) as busy_kind
@@ -622,7 +624,7 @@ async function startPending(
        where t.upgrade_id = $1 and t.wave = $2 and t.state = 'pending'
        order by t.account_id limit $3
        for update of t, e skip locked`,
-      [op.id, wave, room],
+      [op.id, wave, room, plan.dtma_image, plan.backend_image],
     );
     const start: StepInput[] = [];
     const skip: { account_id: string; reason: string }[] = [];
@@ -638,6 +640,8 @@ async function startPending(
           });
         else if (r.waiting_since === null)
           wait.push({ account_id: r.account_id, reason: `waiting: ${reason}` });
+      } else if (r.current) {
+        skip.push({ account_id: r.account_id, reason: "it already runs the target images" });
       } else if (r.status !== "active") {
         skip.push({ account_id: r.account_id, reason: `the toolbox is ${r.status}, not active` });
       } else {
