@@ -4,6 +4,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { TestEngine, type EngineCall } from "../src/engine/testEngine";
 import type { OperationRow } from "../src/db/rows";
+import { assertSerializedPerStack } from "./fixtures/engineCalls";
 import { auth, freshDatabase, newAccount, startTestService, waitFor } from "./helpers";
 
 type Service = Awaited<ReturnType<typeof startTestService>>;
@@ -29,21 +30,6 @@ const finished = (svc: Service, id: string) =>
     const op = await operation(svc, id);
     return op.status === "succeeded" || op.status === "failed" ? op : undefined;
   });
-
-/** No two engine calls for the same stack ever overlapped in time. */
-function assertSerializedPerStack(calls: EngineCall[]) {
-  const byStack = new Map<string, EngineCall[]>();
-  for (const c of calls) byStack.set(c.stackName, [...(byStack.get(c.stackName) ?? []), c]);
-  for (const [stack, list] of byStack) {
-    const sorted = [...list].sort((a, b) => a.startedAt - b.startedAt);
-    for (let i = 1; i < sorted.length; i++) {
-      assert.ok(
-        sorted[i].startedAt >= sorted[i - 1].endedAt!,
-        `overlapping operations on ${stack}`,
-      );
-    }
-  }
-}
 
 describe("queue: idempotency, serialization, retries and recovery (real Postgres, pg-boss)", function () {
   describe("one service", () => {

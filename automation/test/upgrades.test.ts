@@ -10,6 +10,7 @@ import path from "node:path";
 import { LOCAL_IMAGES } from "@agentopia-toolboxes/contract";
 import { TestEngine, type EngineCall } from "../src/engine/testEngine";
 import type { RunningService } from "../src/service";
+import { assertSerializedPerStack } from "./fixtures/engineCalls";
 import { startFleetService } from "./fixtures/fleetService";
 import { SimulatedFleet } from "./fixtures/simulatedFleet";
 import { auth, freshDatabase, newAccount, SERVICE_TOKEN, waitFor } from "./helpers";
@@ -325,7 +326,7 @@ describe("fleet upgrades: health-gated waves with rollback (real Postgres, test 
         assert.equal(of(busySkipLater).state, "skipped");
       }
       assert.equal(done.status, "succeeded");
-      assertNoOverlap(engine.calls);
+      assertSerializedPerStack(engine.calls);
 
       // With on_busy=skip an account busy with its own operation is skipped, with the reason.
       const other = accounts[3];
@@ -346,7 +347,7 @@ describe("fleet upgrades: health-gated waves with rollback (real Postgres, test 
       const t = (await targets(svc, skipId)).find((x) => x.account_id === other)!;
       assert.equal(t.state, "skipped");
       assert.match(t.reason!, /its refresh operation is in progress/);
-      assertNoOverlap(engine.calls);
+      assertSerializedPerStack(engine.calls);
     });
   });
 
@@ -441,18 +442,3 @@ describe("fleet upgrades: health-gated waves with rollback (real Postgres, test 
     }
   });
 });
-
-/** No two engine calls for one stack ever overlapped in time. */
-function assertNoOverlap(calls: EngineCall[]) {
-  const byStack = new Map<string, EngineCall[]>();
-  for (const c of calls) byStack.set(c.stackName, [...(byStack.get(c.stackName) ?? []), c]);
-  for (const [stack, list] of byStack) {
-    const sorted = [...list].sort((a, b) => a.startedAt - b.startedAt);
-    for (let i = 1; i < sorted.length; i++) {
-      assert.ok(
-        sorted[i].startedAt >= sorted[i - 1].endedAt!,
-        `overlapping operations on ${stack}`,
-      );
-    }
-  }
-}
