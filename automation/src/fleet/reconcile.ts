@@ -1,6 +1,7 @@
 /**
  * Orphan reconciliation: three views compared, every mismatch reported once with its kind.
- *   record_without_stack  a live record of the service whose `acct-*` stack does not exist
+ *   record_without_stack  a live record of the service whose `acct-*` stack does not exist (one
+ *                         already error_provisioning is not reported again)
  *   stack_without_record  an `acct-*` stack without a live record (nor an operation creating one)
  *   untracked_droplet     a droplet tagged `agentopia-toolbox` whose account has no stack (and is
  *                         no canary an operator stack declares)
@@ -267,7 +268,9 @@ async function findMismatches(
     // A record with an operation in flight is changing; its canary's stack is an operator's.
     if (r.open_kind !== null) continue;
     const hasStack = r.managed_by === "operator" || accountStacks.has(shortName(r.stack_name));
-    if (!hasStack) {
+    // error_provisioning is what acting on it would write (and what a provision that failed
+    // before its stack existed leaves): already said.
+    if (!hasStack && r.status !== "error_provisioning") {
       findings.push({
         kind: "record_without_stack",
         account_id: r.account_id,
