@@ -203,8 +203,6 @@ export async function createUpgrade(
     await tx.query("select pg_advisory_xact_lock(hashtextextended($1, 11))", [
       `upgrade:${settings.environment}`,
     ]);
-    const open = await openUpgrade(tx, settings.environment);
-    if (open) return { outcome: "conflict", upgrade: open };
     const { rows: toolboxes } = await tx.query<{
       id: string;
       account_id: string;
@@ -228,6 +226,8 @@ export async function createUpgrade(
         message: `canary_accounts.${missing}: no live toolbox of the service has this account`,
       };
     }
+    const open = await openUpgrade(tx, settings.environment);
+    if (open) return { outcome: "conflict", upgrade: open };
     const { rows } = await tx.query<FleetOperationRow>(
       `insert into fleet_operations (kind, environment, status, request_json, requested_by, result_json)
        values ('upgrade', $1, 'queued', $2, $3, '{}') returning *`,
