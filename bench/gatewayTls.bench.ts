@@ -13,7 +13,7 @@
 import http from "node:http";
 import https from "node:https";
 import { Agent, fetch as undiciFetch } from "undici";
-import { certificates } from "../tests/harness/certificates";
+import { certificates } from "../plan/certificates";
 import { startToolbox, type Toolbox } from "../tests/harness/toolbox";
 import {
   addressOn,

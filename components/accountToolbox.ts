@@ -4,10 +4,17 @@ import * as random from "@pulumi/random";
 import { statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { accountTag, dropletNameFor, TOOLBOX_TAG } from "@agentopia-toolboxes/contract";
+import {
+  accountTag,
+  dropletNameFor,
+  TOOLBOX_TAG,
+  type BackendIngress,
+} from "@agentopia-toolboxes/contract";
 import { DOCKER_GROUP_GID } from "../cloud-init";
+import { BackendCertificate } from "./backendCertificate";
 import { BACKEND_PORT, DOCKER_SOCKET, toolboxContainers } from "./containerSpecs";
 import { TOOLBOX_DEFAULTS as D } from "./defaults";
+import { certificateSha256 } from "./platform";
 import { RotatingToken } from "./rotatingToken";
 import { dockerSshOptions } from "./sshAccess";
 import { ToolboxContainers } from "./toolboxContainers";
@@ -56,6 +63,22 @@ export interface AccountToolboxArgs {
   sshPrivateKey?: pulumi.Input<string>;
   /** digitalocean: CIDRs for SSH and the backend port. Required for digitalocean. */
   controlPlaneCidrs?: pulumi.Input<pulumi.Input<string>[]>;
+  /**
+   * digitalocean: the platform CA that signs the backend's certificate (its key is secret), and
+   * the certificate's validity and early renewal in hours (default 2160 and 720). Required for
+   * digitalocean: the backend port crosses the internet and every request carries a token.
+   */
+  backendTls?: {
+    caCertPem: pulumi.Input<string>;
+    caKeyPem: pulumi.Input<string>;
+    validityHours?: number;
+    earlyRenewalHours?: number;
+  };
+  /**
+   * Who may reach the backend port: `controlPlane` (only `controlPlaneCidrs`) or `public`
+   * (anyone; needs `backendTls`). Default `controlPlane`.
+   */
+  backendIngress?: BackendIngress;
   /** digitalocean: extra droplet tags besides `agentopia-toolbox` and `account-<id>`. Default none. */
   tags?: pulumi.Input<string>[];
   /** digitalocean: droplet backups. Default false. */
@@ -96,7 +119,11 @@ const REQUIRED_FOR_DIGITALOCEAN = [
   "authorizedKeys",
   "sshPrivateKey",
   "controlPlaneCidrs",
+  "backendTls",
 ] as const;
+
+/** Base64 of a PEM text: one line, which every env transport carries intact. */
+const base64 = (pem: pulumi.Output<string>) => pem.apply((p) => Buffer.from(p).toString("base64"));
 
 /**
  * One account's toolbox: its tokens, its host (a droplet behind a firewall, or the local Docker
@@ -110,6 +137,10 @@ export class AccountToolbox extends pulumi.ComponentResource {
   public readonly ipv4: pulumi.Output<string | undefined>;
   public readonly ipv6: pulumi.Output<string | undefined>;
   public readonly backendUrl: pulumi.Output<string>;
+  /** The CA that signed the backend's certificate (PEM), its SHA-256 fingerprint, and when the certificate expires; undefined locally. */
+  public readonly backendCaCertPem: pulumi.Output<string | undefined>;
+  public readonly backendCaSha256: pulumi.Output<string | undefined>;
+  public readonly backendCertNotAfter: pulumi.Output<string | undefined>;
   public readonly dtmaToken: pulumi.Output<string>;
   public readonly dtmaTokenPrevious: pulumi.Output<string>;
   public readonly backendApiToken: pulumi.Output<string>;
@@ -124,6 +155,12 @@ export class AccountToolbox extends pulumi.ComponentResource {
           throw new pulumi.ResourceError(`${key}: required when target is digitalocean`, this);
         }
       }
+    }
+    if ((args.backendIngress ?? "controlPlane") === "public" && args.backendTls === undefined) {
+      throw new pulumi.ResourceError(
+        "backendIngress: public needs backendTls (a public backend port must speak only TLS)",
+        this,
+      );
     }
     const child = { parent: this };
     const generation = args.tokenGeneration ?? D.tokenGeneration;
@@ -144,29 +181,31 @@ export class AccountToolbox extends pulumi.ComponentResource {
     this.backendApiToken = pulumi.secret(randomToken("backend-api-token"));
     this.agentGatewayToken = pulumi.secret(randomToken("agent-gateway-token"));
 
-    const specs = toolboxContainers({
-      accountId: args.accountId,
-      dtmaImage: args.dtmaImage,
-      backendImage: args.backendImage,
-      agentopiaApiBaseUrl: args.agentopiaApiBaseUrl,
-      tokens: {
-        dtma: this.dtmaToken,
-        dtmaPrevious: this.dtmaTokenPrevious,
-        backendApi: this.backendApiToken,
-        agentGateway: this.agentGatewayToken,
-      },
-      publishAddress: target === "local" ? "127.0.0.1" : "0.0.0.0",
-      publishPort: target === "local" ? (args.localBackendPort ?? 0) : BACKEND_PORT,
-      fixedSubnets: target === "digitalocean",
-      reachHost: target === "local",
-      dockerSocketGid:
-        target === "digitalocean"
-          ? DOCKER_GROUP_GID
-          : (args.localDockerSocketGid ?? localSocketGid()),
-      dtmaMemoryMb: args.dtmaMemoryMb ?? D.dtmaMemoryMb,
-      backendMemoryMb: args.backendMemoryMb ?? D.backendMemoryMb,
-      toolCaps: args.toolCaps ?? D.toolCaps,
-    });
+    const specsWith = (backendTls?: { cert: pulumi.Output<string>; key: pulumi.Output<string> }) =>
+      toolboxContainers({
+        accountId: args.accountId,
+        dtmaImage: args.dtmaImage,
+        backendImage: args.backendImage,
+        agentopiaApiBaseUrl: args.agentopiaApiBaseUrl,
+        tokens: {
+          dtma: this.dtmaToken,
+          dtmaPrevious: this.dtmaTokenPrevious,
+          backendApi: this.backendApiToken,
+          agentGateway: this.agentGatewayToken,
+        },
+        publishAddress: target === "local" ? "127.0.0.1" : "0.0.0.0",
+        publishPort: target === "local" ? (args.localBackendPort ?? 0) : BACKEND_PORT,
+        fixedSubnets: target === "digitalocean",
+        reachHost: target === "local",
+        dockerSocketGid:
+          target === "digitalocean"
+            ? DOCKER_GROUP_GID
+            : (args.localDockerSocketGid ?? localSocketGid()),
+        dtmaMemoryMb: args.dtmaMemoryMb ?? D.dtmaMemoryMb,
+        backendMemoryMb: args.backendMemoryMb ?? D.backendMemoryMb,
+        toolCaps: args.toolCaps ?? D.toolCaps,
+        ...(backendTls && { backendTls }),
+      });
 
     if (target === "digitalocean") {
       const host = new ToolboxDroplet(
@@ -182,6 +221,7 @@ export class AccountToolbox extends pulumi.ComponentResource {
           authorizedKeys: args.authorizedKeys!,
           sshPrivateKey: args.sshPrivateKey!,
           controlPlaneCidrs: args.controlPlaneCidrs!,
+          backendIngress: args.backendIngress ?? "controlPlane",
           tags: [TOOLBOX_TAG, accountTag(args.accountId), ...(args.tags ?? [])],
           backups: args.backups ?? D.backups,
           reservedIp: args.reservedIp ?? D.reservedIp,
@@ -190,6 +230,30 @@ export class AccountToolbox extends pulumi.ComponentResource {
         },
         child,
       );
+      // Signed for every address and name the backend is reached on; after the droplet, so a
+      // new certificate never touches it.
+      const tlsArgs = args.backendTls!;
+      const certificate = new BackendCertificate(
+        `${name}-tls`,
+        {
+          commonName: dropletNameFor(args.accountId),
+          ipAddresses: pulumi
+            .all([host.droplet.ipv4Address, host.address, host.droplet.ipv6Address])
+            .apply((ips) => [...new Set(ips.filter((ip) => ip !== undefined && ip !== ""))]),
+          dnsNames: args.dnsZone === undefined ? [] : [host.hostname],
+          caCertPem: tlsArgs.caCertPem,
+          caKeyPem: tlsArgs.caKeyPem,
+          ...(tlsArgs.validityHours !== undefined && { validityHours: tlsArgs.validityHours }),
+          ...(tlsArgs.earlyRenewalHours !== undefined && {
+            earlyRenewalHours: tlsArgs.earlyRenewalHours,
+          }),
+        },
+        child,
+      );
+      const specs = specsWith({
+        cert: base64(certificate.certPem),
+        key: pulumi.secret(base64(certificate.keyPem)),
+      });
       const provider = new docker.Provider(
         `${name}-docker`,
         {
@@ -214,17 +278,27 @@ export class AccountToolbox extends pulumi.ComponentResource {
       this.dropletUrn = host.droplet.dropletUrn;
       this.ipv4 = host.address;
       this.ipv6 = host.droplet.ipv6Address;
-      this.backendUrl = pulumi.interpolate`http://${host.hostname}:${BACKEND_PORT}`;
+      this.backendUrl = pulumi.interpolate`https://${host.hostname}:${BACKEND_PORT}`;
+      this.backendCaCertPem = pulumi.output(tlsArgs.caCertPem);
+      this.backendCaSha256 = this.backendCaCertPem.apply((pem) => certificateSha256(pem!));
+      this.backendCertNotAfter = certificate.notAfter;
       this.registerChildOutputs(containers);
     } else {
       const provider = new docker.Provider(`${name}-docker`, { host: args.localDockerHost }, child);
-      const containers = new ToolboxContainers(`${name}-containers`, { specs, provider }, child);
+      const containers = new ToolboxContainers(
+        `${name}-containers`,
+        { specs: specsWith(), provider },
+        child,
+      );
       this.dropletId = pulumi.output(undefined);
       this.dropletName = pulumi.output(undefined);
       this.dropletUrn = pulumi.output(undefined);
       this.ipv4 = pulumi.output(undefined);
       this.ipv6 = pulumi.output(undefined);
       this.backendUrl = pulumi.interpolate`http://127.0.0.1:${containers.backendPort}`;
+      this.backendCaCertPem = pulumi.output(undefined);
+      this.backendCaSha256 = pulumi.output(undefined);
+      this.backendCertNotAfter = pulumi.output(undefined);
       this.registerChildOutputs(containers);
     }
   }
@@ -237,6 +311,9 @@ export class AccountToolbox extends pulumi.ComponentResource {
       ipv4: this.ipv4,
       ipv6: this.ipv6,
       backendUrl: this.backendUrl,
+      backendCaCertPem: this.backendCaCertPem,
+      backendCaSha256: this.backendCaSha256,
+      backendCertNotAfter: this.backendCertNotAfter,
       dtmaContainer: containers.dtma.name,
       backendContainer: containers.backend.name,
       dtmaToken: this.dtmaToken,

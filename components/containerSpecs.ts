@@ -2,14 +2,15 @@
  * The one definition of a toolbox's resident containers (DTMA and backend) and their networks.
  *
  * Pure: no Pulumi, no Docker. `AccountToolbox` maps it onto `docker.Container`/`docker.Network`
- * and the local end-to-end harness maps it onto dockerode, so what CI runs on a real daemon is
- * what Pulumi declares. Secret values are generic (`S`): Pulumi passes `Output<string>`, the
+ * and the local end-to-end harness (tests/harness/dockerCli.ts) onto the `docker` CLI, so what CI
+ * runs on a real daemon is what Pulumi declares. Secret values are generic (`S`): Pulumi passes `Output<string>`, the
  * harness passes plain strings.
  */
 
 import {
   BACKEND_ALIAS,
   BACKEND_PORT,
+  BACKEND_TLS_ENV,
   CONTROL_SUBNET,
   DTMA_ALIAS,
   DTMA_PORT,
@@ -103,6 +104,11 @@ export interface ToolboxContainersInput<S> {
   backendMemoryMb: number;
   /** Caps the DTMA enforces on every tool container. */
   toolCaps: { memoryMb: number; cpus: number; pids: number };
+  /**
+   * The backend's certificate and key, base64 of PEM (one line: safe in any env transport):
+   * the backend then serves only HTTPS. Absent: plain HTTP (the local target on loopback).
+   */
+  backendTls?: { cert: S; key: S };
 }
 
 export interface ToolboxContainers<S> {
@@ -204,6 +210,10 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
       INTERNAL_API_SECRET: input.tokens.backendApi,
       AGENT_GATEWAY_TOKEN: input.tokens.agentGateway,
       DTMA_BEARER_TOKEN: input.tokens.dtma,
+      ...(input.backendTls && {
+        [BACKEND_TLS_ENV.cert]: input.backendTls.cert,
+        [BACKEND_TLS_ENV.key]: input.backendTls.key,
+      }),
     },
     ports: [{ internal: BACKEND_PORT, external: input.publishPort, ip: input.publishAddress }],
     mounts: [],

@@ -1,10 +1,12 @@
 /**
  * The toolbox's cloud firewall, as pure data so it can be property-tested without mocks.
  *
- * Inbound: SSH and the backend port from the control plane only, ICMP from anywhere (path MTU
+ * Inbound: SSH from the control plane only; the backend port from the control plane, or from
+ * anywhere when its ingress is `public` (it speaks only TLS then); ICMP from anywhere (path MTU
  * discovery, diagnostics); the DTMA port is never listed. Outbound: open, except SMTP (25),
  * which a toolbox has no reason to send and which spammers' tools would.
  */
+import type { BackendIngress } from "@agentopia-toolboxes/contract";
 import { BACKEND_PORT } from "./containerSpecs";
 
 export interface FirewallRule {
@@ -18,10 +20,14 @@ export const WORLD = ["0.0.0.0/0", "::/0"];
 export const SSH_PORT = 22;
 export const SMTP_PORT = 25;
 
-export function inboundRules(controlPlaneCidrs: readonly string[]): FirewallRule[] {
+export function inboundRules(
+  controlPlaneCidrs: readonly string[],
+  backendIngress: BackendIngress = "controlPlane",
+): FirewallRule[] {
+  const backendSources = backendIngress === "public" ? WORLD : controlPlaneCidrs;
   return [
     { protocol: "tcp", portRange: String(SSH_PORT), addresses: [...controlPlaneCidrs] },
-    { protocol: "tcp", portRange: String(BACKEND_PORT), addresses: [...controlPlaneCidrs] },
+    { protocol: "tcp", portRange: String(BACKEND_PORT), addresses: [...backendSources] },
     { protocol: "icmp", addresses: [...WORLD] },
   ];
 }

@@ -101,7 +101,13 @@ export class ToolboxContainers extends pulumi.ComponentResource {
           wait: true,
           waitTimeout: 120,
         },
-        { ...base, dependsOn: [...(args.dependsOn ?? []), ...networks] },
+        {
+          ...base,
+          dependsOn: [...(args.dependsOn ?? []), ...networks],
+          // The DTMA connects the backend to each tool's own network (decision 0026); a
+          // refresh sees those as drift, which must not replace the gateway.
+          ...(spec.role === "backend" && { ignoreChanges: ["networksAdvanced"] }),
+        },
       );
     };
 

@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { dropletNameFor } from "@agentopia-toolboxes/contract";
+import { dropletNameFor, type BackendIngress } from "@agentopia-toolboxes/contract";
 import { renderCloudConfig } from "../cloud-init";
 import { BACKEND_PORT, CONTROL_SUBNET, DTMA_PORT, TOOLS_SUBNET } from "./containerSpecs";
 import { inboundRules, outboundRules, type FirewallRule } from "./firewallRules";
@@ -27,8 +27,10 @@ export interface ToolboxDropletArgs {
   authorizedKeys: pulumi.Input<pulumi.Input<string>[]>;
   /** The automation service's private key, for the readiness gate (secret). Required. */
   sshPrivateKey: pulumi.Input<string>;
-  /** CIDRs allowed to reach SSH and the backend port. Required, never the whole internet. */
+  /** CIDRs allowed to reach SSH (and the backend port, unless its ingress is public). Required, never the whole internet. */
   controlPlaneCidrs: pulumi.Input<pulumi.Input<string>[]>;
+  /** Who may reach the backend port: the control plane's CIDRs, or everyone (TLS only). Default `controlPlane`. */
+  backendIngress?: BackendIngress;
   /** Tags for the droplet (the account and platform tags). Default none. */
   tags?: pulumi.Input<pulumi.Input<string>[]>;
   /** Weekly droplet backups. Required. */
@@ -110,7 +112,7 @@ export class ToolboxDroplet extends pulumi.ComponentResource {
         dropletIds: [this.droplet.id.apply(Number)],
         inboundRules: pulumi
           .output(args.controlPlaneCidrs)
-          .apply((cidrs) => toDoRules(inboundRules(cidrs), "source")),
+          .apply((cidrs) => toDoRules(inboundRules(cidrs, args.backendIngress), "source")),
         outboundRules: toDoRules(outboundRules(), "destination"),
       },
       child,

@@ -1,4 +1,8 @@
-/** Test certificates made with openssl, as an operator (or the platform CA) would make them. */
+/**
+ * Certificates made with openssl, as the platform CA makes them: stand-ins for the tls provider's
+ * outputs under mocks (real PEM, so what reads them parses them), and test material for the
+ * backend over TLS.
+ */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -52,4 +56,35 @@ export function certificates(ips: string[] = []): { ca: string; cert: string; ke
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+type Material = { ca: string; cert: string; key: string };
+let cached: Material | undefined;
+
+/**
+ * One CA and leaf for the mocks, the same for every process on this machine (kept in the temp
+ * folder), so two evaluations — a plan and the plan of a changed copy — render the same
+ * certificates. Made once by whichever process comes first.
+ */
+export function mockCertificates(): Material {
+  if (cached) return cached;
+  const file = path.join(
+    tmpdir(),
+    `agentopia-toolboxes-mock-certificates-${process.getuid?.() ?? 0}.json`,
+  );
+  try {
+    const kept = JSON.parse(readFileSync(file, "utf8")) as Partial<Material>;
+    if (kept.ca && kept.cert && kept.key) return (cached = kept as Material);
+  } catch {
+    // made below
+  }
+  const made = certificates();
+  try {
+    writeFileSync(file, JSON.stringify(made), { flag: "wx", mode: 0o600 });
+    cached = made;
+  } catch {
+    // Another process made them first: use those.
+    cached = JSON.parse(readFileSync(file, "utf8")) as Material;
+  }
+  return cached;
 }

@@ -8,6 +8,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
+import { mockCertificates } from "./certificates";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -117,6 +118,16 @@ function stableToken(seed: string, length: number): string {
   return out.slice(0, length);
 }
 
+/** A fixed start (evaluations stay deterministic) and the end the inputs ask for. */
+function validity(inputs: Record<string, unknown>) {
+  const start = Date.parse("2026-01-01T00:00:00Z");
+  const hours = Number(inputs.validityPeriodHours ?? 0);
+  return {
+    validityStartTime: new Date(start).toISOString(),
+    validityEndTime: new Date(start + hours * 3_600_000).toISOString(),
+  };
+}
+
 /** Outputs the providers would compute, so dependent inputs resolve to realistic values. */
 function computedState(args: pulumi.runtime.MockResourceArgs, id: string): Record<string, unknown> {
   const inputs = args.inputs as Record<string, unknown>;
@@ -141,9 +152,28 @@ function computedState(args: pulumi.runtime.MockResourceArgs, id: string): Recor
         ),
       };
     case "tls:index/privateKey:PrivateKey": {
+      if (inputs.algorithm !== "ED25519") {
+        // The CA's and backends' keys: PEM, as the provider gives them.
+        return { privateKeyPem: mockCertificates().key, publicKeyPem: "" };
+      }
       const pair = testKeyPair("host");
       return { privateKeyOpenssh: pair.privateKey, publicKeyOpenssh: `${pair.publicKey}\n` };
     }
+    case "tls:index/selfSignedCert:SelfSignedCert":
+      return { certPem: mockCertificates().ca, ...validity(inputs) };
+    case "tls:index/certRequest:CertRequest":
+      return {
+        certRequestPem:
+          "-----BEGIN CERTIFICATE REQUEST-----\n(mock)\n-----END CERTIFICATE REQUEST-----\n",
+      };
+    case "tls:index/locallySignedCert:LocallySignedCert":
+      // A new certificate for new inputs, as the provider issues one when it replaces it (a
+      // renewal); what the program does with it does not parse it.
+      return {
+        certPem: `-----BEGIN CERTIFICATE-----\n${createHash("sha256").update(JSON.stringify(inputs)).digest("base64")}\n-----END CERTIFICATE-----\n`,
+        readyForRenewal: false,
+        ...validity(inputs),
+      };
     case "docker:index/container:Container": {
       // Docker chooses an external port when none is given (≥ 32768), as the provider reports.
       const ports = (inputs.ports ?? []) as { internal: number; external?: number }[];

@@ -2,6 +2,7 @@
 import { accountImageDigest, containerPolicies } from "./containers";
 import { dropletPolicies } from "./droplets";
 import { firewallPolicies } from "./firewalls";
+import { tlsPolicies } from "./tls";
 import { toolboxShape } from "./toolboxes";
 import type { ResourcePolicy, StackPolicy } from "./types";
 
@@ -9,6 +10,7 @@ export const policies: (ResourcePolicy | StackPolicy)[] = [
   ...dropletPolicies,
   ...firewallPolicies,
   ...containerPolicies,
+  ...tlsPolicies,
   toolboxShape,
   accountImageDigest,
 ];

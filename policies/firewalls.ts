@@ -22,7 +22,7 @@ export function portRangeIncludes(range: string | undefined, port: number): bool
 export const isWorld = isWorldCidr;
 
 /** Inbound rules of a firewall that open `port` over TCP to the world. */
-function worldOpenings(props: Props, port: number): string[] {
+export function worldOpenings(props: Props, port: number): string[] {
   return records(props["inboundRules"])
     .filter((rule) => (text(rule["protocol"]) ?? "tcp") === "tcp")
     .filter((rule) => portRangeIncludes(text(rule["portRange"]), port))
@@ -49,7 +49,7 @@ function portPolicy(name: string, what: string, defaultPort: number): ResourcePo
 export const firewallDtmaPort = portPolicy("firewall-dtma-port-private", "DTMA", DTMA_PORT);
 export const firewallSsh = portPolicy("firewall-ssh-private", "SSH", 22);
 
-function covers(firewall: PolicyResource, droplet: PolicyResource): boolean {
+export function covers(firewall: PolicyResource, droplet: PolicyResource): boolean {
   const listed = firewall.propertyDependencies["dropletIds"] ?? [];
   if (listed.some((r) => r.urn === droplet.urn)) return true;
   const dropletTags = texts(droplet.props["tags"]);

@@ -1,7 +1,8 @@
 /**
  * The per-account program: stack `acct-<accountId>`, run by the automation service through the
  * Automation API as an inline program. It reads the platform's outputs from the operator stack
- * named in `platformStack` and declares one AccountToolbox.
+ * named in `platformStack` (VPCs, key, tags, the toolbox profile and CA) and declares one
+ * AccountToolbox.
  */
 import { stackNameFor, type AccountStackOutput } from "@agentopia-toolboxes/contract";
 import * as pulumi from "@pulumi/pulumi";
@@ -67,6 +68,10 @@ export async function accountToolbox(cfg: AccountConfig): Promise<AccountToolbox
     authorizedKeys: [text("sshPublicKey")],
     sshPrivateKey: cfg.sshPrivateKey,
     controlPlaneCidrs: cfg.controlPlaneCidrs,
+    // The environment's CA signs this toolbox's backend certificate (its key stays secret
+    // through the stack reference).
+    backendTls: { caCertPem: text("toolboxCaCertPem"), caKeyPem: text("toolboxCaKeyPem") },
+    backendIngress: profile.backendIngress,
     tags: [text("environmentTag")],
     reservedIp: cfg.reservedIp,
     dnsZone,
@@ -89,6 +94,9 @@ export async function accountProgram(secrets: AccountSecrets = {}): Promise<Acco
           dropletUrn: toolbox.dropletUrn,
           ipv4: toolbox.ipv4,
           ipv6: toolbox.ipv6,
+          backendCaCertPem: toolbox.backendCaCertPem,
+          backendCaSha256: toolbox.backendCaSha256,
+          backendCertNotAfter: toolbox.backendCertNotAfter,
         }
       : {};
   return {

@@ -10,6 +10,7 @@ import {
   ACCOUNT_ID_PATTERN,
   ACCOUNT_ID_RULE,
   ALLOWED_SIZES,
+  BACKEND_INGRESS,
   CONFIG_NAMESPACE,
   controlPlaneCidrProblem,
   DIGEST_PIN_RULE,
@@ -40,6 +41,24 @@ const region = z.enum(REGIONS, { error: `must be one of ${REGIONS.join(", ")}` }
 const size = z.enum(SIZES, { error: `must be one of ${SIZES.join(", ")}` });
 
 const url = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+const backendIngress = z.enum(BACKEND_INGRESS, {
+  error: `must be one of ${BACKEND_INGRESS.join(", ")}`,
+});
+
+/** On droplets the DTMA's heartbeat, which carries its token, crosses the internet: TLS only. */
+function requireHttpsOnDroplets(
+  cfg: { target: string; agentopiaApiBaseUrl: string },
+  ctx: z.RefinementCtx,
+): void {
+  if (cfg.target === "digitalocean" && !cfg.agentopiaApiBaseUrl.startsWith("https://")) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["agentopiaApiBaseUrl"],
+      message:
+        "must be an https:// URL for target digitalocean (the DTMA's heartbeat carries its token)",
+    });
+  }
+}
 
 const imageRef = z.string().regex(IMAGE_REFERENCE, IMAGE_REFERENCE_RULE);
 
@@ -80,6 +99,8 @@ const operatorSchema = z
       .regex(/^ssh-(ed25519|rsa) [A-Za-z0-9+/=]+( .*)?$/, "must be an OpenSSH public key")
       .optional(),
     agentopiaApiBaseUrl: url,
+    /** Who may reach the backend port (exported in the toolbox profile). */
+    backendIngress: backendIngress.default("controlPlane"),
     dnsZone: domain.optional(),
     images,
     requireDigestPins: z.boolean().default(false),
@@ -142,6 +163,15 @@ const operatorSchema = z
         message: `must be one of the environment's sizes (${cfg.sizes.join(", ")})`,
       });
     }
+    requireHttpsOnDroplets(cfg, ctx);
+    if (cfg.target === "local" && cfg.backendIngress === "public") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["backendIngress"],
+        message:
+          "public needs the backend's TLS, which the local target does not have (it serves plain HTTP on loopback)",
+      });
+    }
     if (cfg.target === "local" && cfg.toolboxes.length > 1) {
       ctx.addIssue({
         code: "custom",
@@ -189,6 +219,7 @@ const accountSchema = z
     sshStateDir: z.string().min(1).optional(),
   })
   .superRefine((cfg, ctx) => {
+    requireHttpsOnDroplets(cfg, ctx);
     if (cfg.target === "digitalocean") {
       for (const key of [
         "platformStack",
@@ -284,6 +315,7 @@ function parse<T>(
 
 const OPERATOR_STRING_KEYS = [
   "target",
+  "backendIngress",
   "defaultSize",
   "dropletImage",
   "automationSshPublicKey",
@@ -397,6 +429,8 @@ const profileSchema = z.object({
   }),
   dnsZone: domain.optional(),
   requireDigestPins: z.boolean(),
+  // Platforms exported before TLS had no ingress setting: the control plane only.
+  backendIngress: backendIngress.default("controlPlane"),
 });
 
 /** The environment's profile, as the operator program exports it for account stacks. */
@@ -412,6 +446,7 @@ export function toolboxProfileOf(cfg: OperatorConfig): ToolboxProfile {
     toolCaps: cfg.toolCaps,
     ...(cfg.dnsZone !== undefined ? { dnsZone: cfg.dnsZone } : {}),
     requireDigestPins: cfg.requireDigestPins,
+    backendIngress: cfg.backendIngress,
   };
 }
 

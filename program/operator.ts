@@ -24,6 +24,10 @@ export interface OperatorOutputs {
   dnsZone?: pulumi.Output<string>;
   /** What account stacks of this environment read (program/account.ts). */
   toolboxProfile?: ToolboxProfile;
+  /** The toolbox CA: its certificate (clients pin it), fingerprint, and key (secret; account stacks sign with it). */
+  toolboxCaCertPem?: pulumi.Output<string>;
+  toolboxCaSha256?: pulumi.Output<string>;
+  toolboxCaKeyPem?: pulumi.Output<string>;
   toolboxes: Record<string, Record<string, pulumi.Output<string | undefined>>>;
 }
 
@@ -48,6 +52,9 @@ export function operatorProgram(
       sshPublicKey: platform.sshPublicKey,
       environmentTag: platform.environmentTag,
       toolboxProfile: toolboxProfileOf(cfg),
+      toolboxCaCertPem: platform.caCertPem,
+      toolboxCaSha256: platform.caSha256,
+      toolboxCaKeyPem: platform.caKeyPem,
     });
     if (cfg.dnsZone) outputs.dnsZone = platform.dnsZone.apply((z) => z!);
   }
@@ -76,6 +83,8 @@ export function operatorProgram(
         authorizedKeys: [platform.sshPublicKey],
         sshPrivateKey: cfg.sshPrivateKey,
         controlPlaneCidrs: cfg.controlPlaneCidrs,
+        backendTls: { caCertPem: platform.caCertPem, caKeyPem: platform.caKeyPem },
+        backendIngress: cfg.backendIngress,
         tags: [platform.environmentTag],
         backups: cfg.backups,
         reservedIp: entry.reservedIp,
@@ -90,6 +99,8 @@ export function operatorProgram(
       ipv4: toolbox.ipv4,
       ipv6: toolbox.ipv6,
       backendUrl: toolbox.backendUrl,
+      backendCaSha256: toolbox.backendCaSha256,
+      backendCertNotAfter: toolbox.backendCertNotAfter,
       dtmaToken: toolbox.dtmaToken,
       backendApiToken: toolbox.backendApiToken,
       agentGatewayToken: toolbox.agentGatewayToken,

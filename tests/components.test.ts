@@ -3,6 +3,7 @@
  * the components' own contracts under mocks (argument errors, token rotation, the account program).
  */
 import assert from "node:assert/strict";
+import { mockCertificates } from "../plan/certificates";
 import { execFileSync } from "node:child_process";
 import fc from "fast-check";
 import { AccountToolbox } from "../components/accountToolbox";
@@ -258,6 +259,8 @@ describe("account program (what the automation service runs)", function () {
           sshKeyFingerprint: "fp",
           sshPublicKey: testKeyPair().publicKey,
           environmentTag: "env-prod",
+          toolboxCaCertPem: mockCertificates().ca,
+          toolboxCaKeyPem: mockCertificates().key,
         },
       },
     );

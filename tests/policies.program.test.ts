@@ -42,6 +42,14 @@ const DROPLET = "digitalocean:index/droplet:Droplet";
 const FIREWALL = "digitalocean:index/firewall:Firewall";
 const CONTAINER = "docker:index/container:Container";
 
+/** A backend without its certificate and key. */
+const withoutTls = (p: Props) => ({
+  ...p,
+  envs: pulumi
+    .output(p["envs"] as pulumi.Input<string[]>)
+    .apply((e) => e.filter((v) => !/^TLS_(CERT|KEY)=/.test(v))),
+});
+
 const withEnv = (extra: string) => (p: Props) => ({
   ...p,
   envs: pulumi.output(p["envs"] as pulumi.Input<string[]>).apply((e) => [...e, extra]),
@@ -180,6 +188,28 @@ const BREAKS: Break[] = [
       }),
       "backend",
     ),
+  },
+  // A backend without its certificate and key (the droplet stays).
+  {
+    policy: "toolbox-backend-tls",
+    stack: "dev",
+    mutate: alter(CONTAINER, withoutTls, "backend"),
+  },
+  // The backend port open to the world in front of a backend without TLS.
+  {
+    policy: "firewall-backend-world-needs-tls",
+    stack: "prod",
+    also: ["toolbox-backend-tls"],
+    mutate: (args) =>
+      alter(FIREWALL, (p) => ({
+        ...p,
+        inboundRules: pulumi
+          .output(p["inboundRules"] as pulumi.Input<Props[]>)
+          .apply((r) => [
+            ...r,
+            { protocol: "tcp", portRange: "3000", sourceAddresses: ["0.0.0.0/0"] },
+          ]),
+      }))(args) ?? alter(CONTAINER, withoutTls, "backend")(args),
   },
   {
     policy: "secret-inputs-are-secrets",

@@ -252,9 +252,10 @@ describe("operator program under mocks", function () {
       securityOpts: c.inputs.securityOpts,
       readOnly: c.inputs.readOnly,
       healthcheck: c.inputs.healthcheck,
-      // The tool subnet pool is host-specific: droplets fix it for the host firewall.
+      // Host-specific: droplets fix the tool subnet pool for the host firewall, and give the
+      // backend its TLS material (its port crosses the internet there).
       envNames: Object.keys(envOf(c))
-        .filter((name) => name !== "DTMA_TOOL_SUBNET_POOL")
+        .filter((name) => !["DTMA_TOOL_SUBNET_POOL", "TLS_CERT", "TLS_KEY"].includes(name))
         .sort(),
     });
     for (const role of ["dtma", "backend"]) {

@@ -10,7 +10,7 @@ import tls from "node:tls";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { Agent, fetch as undiciFetch } from "undici";
-import { certificates } from "./harness/certificates";
+import { certificates } from "../plan/certificates";
 import { DTMA_TEST_IMAGE } from "./harness/dockerCli";
 import { BACKEND_TEST_IMAGE, imagePresent, startToolbox, type Toolbox } from "./harness/toolbox";
 

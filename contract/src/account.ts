@@ -63,6 +63,11 @@ export const ACCOUNT_STACK_OUTPUTS = [
   "ipv4",
   "ipv6",
   "backendUrl",
+  /** The platform CA that signed the backend's certificate (PEM), and its SHA-256 fingerprint. */
+  "backendCaCertPem",
+  "backendCaSha256",
+  /** When the backend's certificate expires (a routine up renews it before then). */
+  "backendCertNotAfter",
   "dtmaToken",
   "dtmaTokenPrevious",
   "backendApiToken",

@@ -17,6 +17,16 @@ export const TOOLS_SUBNET = "172.31.0.0/16";
 export const DTMA_ALIAS = "dtma";
 export const BACKEND_ALIAS = "backend";
 
+/**
+ * Who may reach the backend port: `controlPlane` (the control plane's CIDRs only) or `public`
+ * (agents and edge functions whose addresses are not fixed), which needs the backend's TLS.
+ */
+export const BACKEND_INGRESS = ["controlPlane", "public"] as const;
+export type BackendIngress = (typeof BACKEND_INGRESS)[number];
+
+/** The backend's settings that carry its certificate and key (base64 of PEM). */
+export const BACKEND_TLS_ENV = { cert: "TLS_CERT", key: "TLS_KEY" } as const;
+
 /** An IPv4 (dotted decimal only: no hex, octal or short forms) or IPv6 range with a prefix. */
 export function isCidr(value: string): boolean {
   const [address = "", prefix, ...rest] = value.split("/");

@@ -85,4 +85,6 @@ export interface ToolboxProfile {
   dnsZone?: string;
   /** Images must be pinned by digest. */
   requireDigestPins: boolean;
+  /** Who may reach the backend port (`controlPlane` or `public`). */
+  backendIngress: "controlPlane" | "public";
 }

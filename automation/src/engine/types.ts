@@ -29,6 +29,10 @@ export interface ToolboxOutputs extends ToolboxTokens {
   ipv4?: string;
   ipv6?: string;
   backendUrl?: string;
+  /** The CA that signed the backend's certificate (PEM), its SHA-256 fingerprint, the certificate's expiry: clients pin the CA. */
+  backendCaCertPem?: string;
+  backendCaSha256?: string;
+  backendCertNotAfter?: string;
 }
 
 export interface DriftReport {

@@ -406,6 +406,9 @@ async function recordProvisioned(
     ipv4: out.ipv4,
     ipv6: out.ipv6,
     backendUrl: out.backendUrl,
+    backendCaCertPem: out.backendCaCertPem,
+    backendCaSha256: out.backendCaSha256,
+    backendCertNotAfter: out.backendCertNotAfter,
   };
   const tokens = {
     dtmaToken: out.dtmaToken,

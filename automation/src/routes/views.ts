@@ -1,5 +1,11 @@
 import type { OperationRow, ToolboxRow } from "../db/rows";
 
+/** A text output the stack exported (stored with the row), or null. */
+function outputText(row: ToolboxRow, key: string): string | null {
+  const v = row.outputs_json?.[key];
+  return typeof v === "string" ? v : null;
+}
+
 /** Public view of a toolbox: outputs without secrets, last heartbeat and a health verdict. */
 export function toolboxView(row: ToolboxRow, heartbeatTimeoutSeconds: number) {
   const fresh =
@@ -26,6 +32,10 @@ export function toolboxView(row: ToolboxRow, heartbeatTimeoutSeconds: number) {
     ipv4: row.public_ip_address,
     ipv6: row.public_ipv6_address,
     backend_url: row.backend_url,
+    // How to verify the backend: the CA that signed its certificate (pin it) and when it expires.
+    backend_ca_certificate: outputText(row, "backendCaCertPem"),
+    backend_ca_sha256: outputText(row, "backendCaSha256"),
+    backend_certificate_expires_at: outputText(row, "backendCertNotAfter"),
     outputs: row.outputs_json,
     last_heartbeat_at: row.last_heartbeat_at,
     health,
