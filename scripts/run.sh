@@ -61,7 +61,9 @@ npm_packages() {
 docker_daemon() {
   if docker info >/dev/null 2>&1; then return; fi
   say "starting dockerd (log: /tmp/dockerd.log)"
-  (dockerd >/tmp/dockerd.log 2>&1 &)
+  # Every egress tool gets a network of its own (decision 0026): /24 pools give the tests 256
+  # networks instead of Docker's default ~30.
+  (dockerd --default-address-pool base=10.201.0.0/16,size=24 >/tmp/dockerd.log 2>&1 &)
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && return
     sleep 0.5
