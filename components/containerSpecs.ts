@@ -178,6 +178,8 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
       DTMA_SCOPE: dtmaScopeFor(input.accountId),
       // Its tool containers carry the account label like these resident containers.
       DTMA_ACCOUNT_ID: input.accountId,
+      // Reported in its heartbeats: what a fleet upgrade waits to see (issue 11).
+      DTMA_IMAGE: input.dtmaImage,
       DTMA_MAX_TOOL_MEMORY_MB: String(input.toolCaps.memoryMb),
       DTMA_MAX_TOOL_CPUS: String(input.toolCaps.cpus),
       DTMA_MAX_TOOL_PIDS: String(input.toolCaps.pids),
@@ -205,6 +207,8 @@ export function toolboxContainers<S>(input: ToolboxContainersInput<S>): ToolboxC
     env: {
       PORT: String(BACKEND_PORT),
       DTMA_URL: `http://${DTMA_ALIAS}:${DTMA_PORT}`,
+      // Reported by its GET /status (issue 11).
+      BACKEND_IMAGE: input.backendImage,
     },
     secretEnv: {
       INTERNAL_API_SECRET: input.tokens.backendApi,

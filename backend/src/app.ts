@@ -98,6 +98,7 @@ export function createApp(deps: AppDeps): App {
       registry,
       metrics,
       version,
+      image: config.image,
       bootId,
       startedAt,
       sessions: () => gateway.stats().sessions,

@@ -7,6 +7,7 @@ import {
   httpUrl,
   intIn,
   logLevel,
+  matching,
   parseEnv,
   token,
   type Env,
@@ -57,6 +58,12 @@ const parsers = {
   DTMA_URL: httpUrl("http://dtma:30000"),
   DTMA_BEARER_TOKEN: token,
   DTMA_TIMEOUT_SECONDS: intIn(1, 120, 10),
+  // The image this backend runs, as the container spec names it; GET /status reports it.
+  BACKEND_IMAGE: matching(
+    /^(?:[a-z0-9][^\s]{0,299})?$/,
+    "must be an image reference, or empty",
+    "",
+  ),
   LOG_LEVEL: logLevel,
   MCP_ALLOWED_ORIGINS: origins,
   MCP_MAX_BODY_BYTES: intIn(1024, 64 * MIB, 4 * MIB),
@@ -123,6 +130,8 @@ export interface Config {
   internalApiSecret: string;
   /** The toolbox-wide agent token (every server). */
   agentGatewayToken: string;
+  /** The image this backend runs (BACKEND_IMAGE), in GET /status (absent: not reported). */
+  image?: string;
   dtma: { url: string; token: string; timeoutMs: number };
   logLevel: string;
   allowedOrigins: string[];
@@ -152,6 +161,7 @@ export function loadConfig(env: Env): Config {
     tls: tlsMaterial(env),
     internalApiSecret: e.INTERNAL_API_SECRET,
     agentGatewayToken: e.AGENT_GATEWAY_TOKEN,
+    image: e.BACKEND_IMAGE === "" ? undefined : e.BACKEND_IMAGE,
     dtma: { url: e.DTMA_URL, token: e.DTMA_BEARER_TOKEN, timeoutMs: e.DTMA_TIMEOUT_SECONDS * 1000 },
     logLevel: e.LOG_LEVEL,
     allowedOrigins: e.MCP_ALLOWED_ORIGINS,

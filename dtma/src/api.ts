@@ -181,6 +181,8 @@ export interface ApiError {
 /** Body of the heartbeat the DTMA posts to `{AGENTOPIA_API_BASE_URL}/heartbeat`. */
 export interface Heartbeat {
   dtma_version: string;
+  /** The image this DTMA runs (DTMA_IMAGE): what a fleet upgrade waits to see. */
+  dtma_image?: string;
   system_status: {
     status: Status["status"];
     uptime_seconds: number;

@@ -99,6 +99,7 @@ export function createApp(deps: AppDeps): App {
   const heartbeat = new HeartbeatSender({
     url: `${config.apiBaseUrl}/heartbeat`,
     token: config.tokens.current,
+    image: config.image,
     intervalMs: config.heartbeatIntervalMs,
     status: () => sampler.status,
     log,

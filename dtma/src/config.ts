@@ -79,6 +79,8 @@ const parsers = {
   DTMA_LOGS_MAX_LINE_BYTES: intIn(256, 1024 * 1024, 16 * 1024),
   DTMA_MAX_LOG_READS: intIn(1, 64, 4),
   DTMA_SCOPE: matching(/^[a-z0-9][a-z0-9-]{0,30}$/, "must be a short lowercase label", "default"),
+  // The image this DTMA runs, as the container spec names it; its heartbeat reports it.
+  DTMA_IMAGE: matching(/^(?:[a-z0-9][^\s]{0,299})?$/, "must be an image reference, or empty", ""),
   DTMA_ACCOUNT_ID: matching(
     /^(?:[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?)?$/,
     "must be an account id (1-48 lowercase letters, digits or inner hyphens)",
@@ -113,6 +115,8 @@ export interface Config {
   scope: string;
   /** The toolbox's account, labelled on every tool container (absent: no label). */
   account?: string;
+  /** The image this DTMA runs (DTMA_IMAGE), reported in every heartbeat (absent: not reported). */
+  image?: string;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
@@ -148,5 +152,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     },
     scope: e.DTMA_SCOPE,
     account: e.DTMA_ACCOUNT_ID === "" ? undefined : e.DTMA_ACCOUNT_ID,
+    image: e.DTMA_IMAGE === "" ? undefined : e.DTMA_IMAGE,
   };
 }

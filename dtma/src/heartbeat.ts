@@ -21,11 +21,15 @@ export interface HeartbeatDeps {
   timeoutMs?: number;
   /** Jitter source in [0, 1); injectable for tests. */
   random?: () => number;
+  /** The image this DTMA runs (DTMA_IMAGE); reported as `dtma_image`. */
+  image?: string;
 }
 
-export function heartbeatBody(status: Status): Heartbeat {
+export function heartbeatBody(status: Status, image?: string): Heartbeat {
   return {
     dtma_version: status.version,
+    // The package version is the same for every build: the image says which one runs.
+    ...(image ? { dtma_image: image } : {}),
     system_status: {
       status: status.status,
       uptime_seconds: status.uptime_seconds,
@@ -76,7 +80,7 @@ export class HeartbeatSender {
       const status = await post(
         url,
         token,
-        JSON.stringify(heartbeatBody(this.deps.status())),
+        JSON.stringify(heartbeatBody(this.deps.status(), this.deps.image)),
         this.deps.timeoutMs ?? 10_000,
       );
       if (status < 200 || status >= 300) throw new Error(`control plane answered ${status}`);

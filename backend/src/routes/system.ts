@@ -12,6 +12,8 @@ export interface SystemRouteDeps {
   registry: ServerRegistry;
   metrics: Metrics;
   version: string;
+  /** The image this backend runs (BACKEND_IMAGE), when the container spec passes it. */
+  image?: string;
   bootId: string;
   startedAt: number;
   /** Agent sessions by server (the MCP edge's count). */
@@ -53,6 +55,7 @@ export function systemRoutes(deps: SystemRouteDeps): Route[] {
             status: healthy ? "ok" : "degraded",
             service: "backend",
             version: deps.version,
+            ...(deps.image ? { image: deps.image } : {}),
             boot_id: deps.bootId,
             uptime_seconds: Math.floor((Date.now() - deps.startedAt) / 1000),
             sessions: {
