@@ -1,5 +1,6 @@
 /** The API as OpenAPI 3.1, served at /openapi.json. */
 import { LIFECYCLE_STATUSES } from "@agentopia-toolboxes/contract";
+import { fleetPaths } from "./fleet/openapi";
 
 const bearer = [{ bearer: [] }];
 const accountParam = {
@@ -73,7 +74,7 @@ export const openApiDocument = {
           account_id: { type: "string", format: "uuid" },
           kind: {
             type: "string",
-            enum: ["provision", "deprovision", "refresh", "rotate_tokens"],
+            enum: ["provision", "deprovision", "refresh", "rotate_tokens", "upgrade", "rollback"],
           },
           status: { type: "string", enum: ["queued", "running", "succeeded", "failed"] },
           attempts: { type: "integer" },
@@ -92,6 +93,7 @@ export const openApiDocument = {
     },
   },
   paths: {
+    ...fleetPaths,
     "/v1/toolboxes": {
       post: {
         summary: "Provision the account's toolbox (idempotent per account)",
