@@ -67,7 +67,7 @@ export function mockImageId(name: string): string {
 }
 
 /** Stack config from `Pulumi.<stack>.yaml`, as the strings Pulumi hands to a program. */
-export function stackConfig(stack: string): Record<string, string> {
+export function committedStackConfig(stack: string): Record<string, string> {
   const file = join(ROOT, `Pulumi.${stack}.yaml`);
   const doc = parseYaml(readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null;
   const out: Record<string, string> = {};
@@ -339,7 +339,7 @@ export async function evaluateProgram(
  * operator sets with `pulumi config set --secret` are filled with a generated test key.
  */
 export function evaluateStack(stack: string, opts: EvaluateOptions = {}): Promise<Evaluation> {
-  const config = stackConfig(stack);
+  const config = committedStackConfig(stack);
   const target = config[`${CONFIG_NAMESPACE}:target`];
   const secrets: Record<string, string> =
     target === "local" ? {} : { sshPrivateKey: testKeyPair().privateKey };

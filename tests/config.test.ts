@@ -8,7 +8,12 @@ import {
   parseOperatorConfig,
   type ConfigSource,
 } from "../program/config";
-import { evaluateProgram, evaluateStack, stackConfig, testKeyPair } from "../plan/evaluate";
+import {
+  committedStackConfig,
+  evaluateProgram,
+  evaluateStack,
+  testKeyPair,
+} from "../plan/evaluate";
 
 const NS = "agentopia-toolboxes";
 
@@ -147,7 +152,7 @@ describe("stack configuration", function () {
   }
 
   it("requires the SSH private key as a secret when droplets are declared", function () {
-    const cfg = stackConfig("dev");
+    const cfg = committedStackConfig("dev");
     assert.throws(
       () =>
         parseOperatorConfig({
@@ -160,7 +165,7 @@ describe("stack configuration", function () {
 
   it("stops the program with the message when evaluated", async function () {
     await assert.rejects(
-      evaluateProgram("dev", stackConfig("dev"), {
+      evaluateProgram("dev", committedStackConfig("dev"), {
         config: {
           regions: JSON.stringify(["nyc3", "atlantis"]),
           sshPrivateKey: testKeyPair().privateKey,
