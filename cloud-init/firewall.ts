@@ -4,7 +4,7 @@ export const FIREWALL_SCRIPT_PATH = "/usr/local/sbin/toolbox-firewall";
 export const FIREWALL_UNIT_NAME = "toolbox-firewall.service";
 
 /** One iptables rule: the chain it is appended to and its match/target words. */
-export interface FirewallRule {
+export interface IptablesRule {
   chain: "DOCKER-USER" | "TOOLBOX-INPUT";
   spec: string;
   /** Why the rule exists (rendered as a comment in the script). */
@@ -18,7 +18,7 @@ export const LINK_LOCAL = "169.254.0.0/16";
  * IPv4 rules. DOCKER-USER sees every forwarded packet after Docker's DNAT, before Docker's own
  * rules; TOOLBOX-INPUT is jumped to first from INPUT and sees what containers send to the host.
  */
-export function ipv4Rules(o: ResolvedOptions): FirewallRule[] {
+export function ipv4Rules(o: ResolvedOptions): IptablesRule[] {
   const tools = o.toolsSubnet.text;
   const control = o.controlSubnet.text;
   return [
@@ -53,7 +53,7 @@ export function ipv4Rules(o: ResolvedOptions): FirewallRule[] {
 }
 
 /** IPv6: no metadata service and no IPv6 control subnet, so only host and DTMA rules apply. */
-export function ipv6Rules(o: ResolvedOptions): FirewallRule[] {
+export function ipv6Rules(o: ResolvedOptions): IptablesRule[] {
   return [
     {
       chain: "DOCKER-USER",
@@ -64,7 +64,7 @@ export function ipv6Rules(o: ResolvedOptions): FirewallRule[] {
   ];
 }
 
-function hostInputRules(): FirewallRule[] {
+function hostInputRules(): IptablesRule[] {
   return [
     {
       chain: "TOOLBOX-INPUT",
@@ -90,7 +90,7 @@ function hostInputRules(): FirewallRule[] {
 }
 
 /** iptables-restore input: declaring a chain with --noflush replaces just that chain, atomically. */
-function restoreInput(rules: FirewallRule[]): string {
+function restoreInput(rules: IptablesRule[]): string {
   const lines = ["*filter", ":DOCKER-USER - [0:0]", ":TOOLBOX-INPUT - [0:0]"];
   for (const rule of rules) lines.push(`# ${rule.why}`, `-A ${rule.chain} ${rule.spec}`);
   return [...lines, "COMMIT"].join("\n");

@@ -9,7 +9,7 @@
 import type { BackendIngress } from "@agentopia-toolboxes/contract";
 import { BACKEND_PORT } from "./containerSpecs";
 
-export interface FirewallRule {
+export interface CloudFirewallRule {
   protocol: "tcp" | "udp" | "icmp";
   /** Undefined for ICMP. */
   portRange?: string;
@@ -23,7 +23,7 @@ export const SMTP_PORT = 25;
 export function inboundRules(
   controlPlaneCidrs: readonly string[],
   backendIngress: BackendIngress = "controlPlane",
-): FirewallRule[] {
+): CloudFirewallRule[] {
   const backendSources = backendIngress === "public" ? WORLD : controlPlaneCidrs;
   return [
     { protocol: "tcp", portRange: String(SSH_PORT), addresses: [...controlPlaneCidrs] },
@@ -32,7 +32,7 @@ export function inboundRules(
   ];
 }
 
-export function outboundRules(): FirewallRule[] {
+export function outboundRules(): CloudFirewallRule[] {
   return [
     { protocol: "tcp", portRange: `1-${SMTP_PORT - 1}`, addresses: [...WORLD] },
     { protocol: "tcp", portRange: `${SMTP_PORT + 1}-65535`, addresses: [...WORLD] },

@@ -5,7 +5,7 @@ import * as tls from "@pulumi/tls";
 import { dropletNameFor, type BackendIngress } from "@agentopia-toolboxes/contract";
 import { renderCloudConfig } from "../cloud-init";
 import { BACKEND_PORT, CONTROL_SUBNET, DTMA_PORT, TOOLS_SUBNET } from "./containerSpecs";
-import { inboundRules, outboundRules, type FirewallRule } from "./firewallRules";
+import { inboundRules, outboundRules, type CloudFirewallRule } from "./firewallRules";
 import { READINESS_SCRIPT } from "./readinessGate";
 
 export interface ToolboxDropletArgs {
@@ -43,7 +43,7 @@ export interface ToolboxDropletArgs {
   swapMb: number;
 }
 
-function toDoRules(rules: FirewallRule[], direction: "source" | "destination") {
+function toDoRules(rules: CloudFirewallRule[], direction: "source" | "destination") {
   return rules.map((r) => ({
     protocol: r.protocol,
     portRange: r.portRange,
