@@ -210,7 +210,12 @@ describe("fleet upgrades: health-gated waves with rollback (real Postgres, test 
         "to stop and roll back",
         (u) => u.status === "stopped" && u.counts.by_state.rolled_back === 3,
       );
-      assert.match(stopped.stop_reason, /^wave 1: 3 of 9 toolbox\(es\) failed/);
+      // It stops as soon as the ratio is certainly passed (one failure of nine is 11 % > 10 %);
+      // the other broken ones fail their deadline while it is stopped and roll back too.
+      assert.match(
+        stopped.stop_reason,
+        /^wave 1: [123] of 9 toolbox\(es\) failed \(\d+\.\d% > 10\.0%\)$/,
+      );
       const after = await targets(svc, id);
       const state = (a: string) => after.find((t) => t.account_id === a)!.state;
       for (const a of wave1.slice(0, 3)) {
