@@ -49,9 +49,10 @@ async function main(): Promise<void> {
       },
     });
     const { tokens, specs, toolNetwork } = box;
-    // Agents reach the backend at its address on the tool network, as the direct client reaches
-    // the server: the published loopback port would add Docker's userland proxy to one side only.
-    const backendUrl = `http://${addressOn(specs.backend.name, toolNetwork)}:3000`;
+    // Agents reach the backend at its address on the control network, as the direct client
+    // reaches the server at its address on its own network: the published loopback port would
+    // add Docker's userland proxy to one side only.
+    const backendUrl = `http://${addressOn(specs.backend.name, specs.networks[0].name)}:3000`;
     const api = (method: string, path: string, body?: unknown) =>
       fetch(backendUrl + path, {
         method,
@@ -85,11 +86,11 @@ async function main(): Promise<void> {
         "ps",
         "-q",
         "--filter",
-        `network=${toolNetwork}`,
+        `network=${toolNetwork}.web`,
         "--filter",
         "label=agentopia.tool-name=web",
       ]),
-      toolNetwork,
+      `${toolNetwork}.web`,
     );
     await new Promise((r) => setTimeout(r, 3000));
     const idle = {

@@ -64,7 +64,7 @@ async function main(): Promise<void> {
       backendSecretEnv: { TLS_CERT: b64(material.cert), TLS_KEY: b64(material.key) },
     });
     boxes.push(secure);
-    // Reached at their addresses on the tool network (no userland proxy); the certificate names
+    // Reached at their addresses on the control network (no userland proxy); the certificate names
     // `localhost`, which the TLS client is told to expect.
     const pinned = new Agent({ connect: { ca: material.ca, servername: "localhost" } });
     closers.push(pinned);
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
       undiciFetch(url, { ...(init as object), dispatcher: pinned })) as unknown as typeof fetch;
     const urls = boxes.map(
       (b, i) =>
-        `${i === 0 ? "http" : "https"}://${addressOn(b.specs.backend.name, b.toolNetwork)}:3000`,
+        `${i === 0 ? "http" : "https"}://${addressOn(b.specs.backend.name, b.specs.networks[0].name)}:3000`,
     );
     const fetches = [fetch, tlsFetch];
     for (const [i, box] of boxes.entries()) {
