@@ -10,6 +10,7 @@ import { FailureLimiter } from "./auth/failures";
 import { guard } from "./auth/guard";
 import { isKnownDtmaToken } from "./heartbeat";
 import { clientErrorHandler, errorHandler, frameworkErrors } from "./http/edge";
+import { OperationStreams } from "./events/operationStreams";
 import { jsonBodies } from "./http/jsonBody";
 import type { Metrics } from "./metrics";
 import { registerFleetRoutes, type FleetApi } from "./routes/fleet";
@@ -31,8 +32,10 @@ export interface AppDeps {
   /** The caller the guard authenticated (routes declare who may call them in `config.auth`). */
   authenticate(req: FastifyRequest): Promise<Principal>;
   ready(): Promise<boolean>;
-  /** How often an event stream looks for new events (ms). */
+  /** How often a polling event stream looks for new events (ms); operations' streams poll only while their LISTEN connection is down. */
   ssePollMs: number;
+  /** Operations' event streams: woken by NOTIFY, capped per principal. */
+  events: OperationStreams;
   /** Open event streams, ended on shutdown. */
   streams: Set<() => void>;
 }
@@ -55,6 +58,13 @@ export interface AppOptions {
   authFailuresPerMinute?: number;
   /** fastify's trustProxy: whose X-Forwarded-For names the caller's address (default: nobody). */
   trustProxy?: string[];
+  /** The service's own log, for its parts' warnings (HTTP request logs follow `logger`). */
+  log?: Logger;
+  /** LISTEN here for operations' events (absent: their streams poll every ssePollMs). */
+  databaseUrl?: string;
+  /** Event streams one user / the service token may hold at once (default 10 / 500). */
+  eventStreamsPerUser?: number;
+  eventStreamsPerService?: number;
 }
 
 /** Builds the HTTP app from its dependencies (no singletons; tests build as many as they like). */
@@ -67,6 +77,17 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     trustProxy: opts.trustProxy?.length ? opts.trustProxy : false,
   });
   const streams = new Set<() => void>();
+  const ssePollMs = opts.ssePollMs ?? 250;
+  const events = new OperationStreams({
+    pool: opts.pool,
+    log: opts.log ?? app.log,
+    connectionString: opts.databaseUrl,
+    fallbackPollMs: ssePollMs,
+    limits: {
+      perUser: opts.eventStreamsPerUser ?? 10,
+      perService: opts.eventStreamsPerService ?? 500,
+    },
+  });
   const deps: AppDeps = {
     pool: opts.pool,
     service: opts.service,
@@ -77,7 +98,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     authenticate: async (req) =>
       req.principal ?? (await authenticate(req, opts.serviceToken, opts.sessions)),
     ready: opts.ready,
-    ssePollMs: opts.ssePollMs ?? 250,
+    ssePollMs,
+    events,
     streams,
   };
   jsonBodies(app);
@@ -91,9 +113,10 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       failures: new FailureLimiter(opts.authFailuresPerMinute ?? 30),
     }),
   );
-  app.addHook("onClose", (_instance, done) => {
+  app.addHook("onReady", () => events.start());
+  app.addHook("onClose", async () => {
     for (const stop of streams) stop();
-    done();
+    await events.stop();
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((_req, reply) =>

@@ -93,6 +93,8 @@ const envSchema = z
       z.string().min(32, "must be the project's JWT secret (at least 32 characters)").optional(),
     ),
     AUTH_FAILURES_PER_MINUTE: intFrom(30, 1, 100_000),
+    EVENT_STREAMS_PER_USER: intFrom(10, 1, 10_000),
+    EVENT_STREAMS_PER_SERVICE: intFrom(500, 1, 100_000),
     TRUST_PROXY: optionalString.pipe(
       z
         .string()
@@ -265,6 +267,9 @@ export interface Settings {
   authFailuresPerMinute: number;
   /** Proxies whose X-Forwarded-For names the caller (addresses or CIDRs); empty: none. */
   trustProxy: string[];
+  /** Operations' event streams one user's sessions / the service token may hold at once. */
+  eventStreamsPerUser: number;
+  eventStreamsPerService: number;
   pulumi: {
     backendUrl: string;
     passphrase?: string;
@@ -343,6 +348,8 @@ export function loadSettings(env: NodeJS.ProcessEnv): Settings {
         : undefined,
     authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE,
     trustProxy: e.TRUST_PROXY ?? [],
+    eventStreamsPerUser: e.EVENT_STREAMS_PER_USER,
+    eventStreamsPerService: e.EVENT_STREAMS_PER_SERVICE,
     pulumi: {
       backendUrl: e.PULUMI_BACKEND_URL ?? `file://${path.join(dataDir, "pulumi-state")}`,
       passphrase: e.PULUMI_CONFIG_PASSPHRASE,

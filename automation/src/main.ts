@@ -103,6 +103,8 @@ async function main(settings: Settings): Promise<void> {
       : undefined,
     authFailuresPerMinute: settings.authFailuresPerMinute,
     trustProxy: settings.trustProxy,
+    eventStreamsPerUser: settings.eventStreamsPerUser,
+    eventStreamsPerService: settings.eventStreamsPerService,
     tokenEncryptionKey,
     stackSettings: effective,
     fleet: {

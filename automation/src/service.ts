@@ -55,6 +55,9 @@ export interface ServiceOptions {
   authFailuresPerMinute?: number;
   /** Proxies whose X-Forwarded-For is believed (fastify's trustProxy). */
   trustProxy?: string[];
+  /** Event streams one user / the service token may hold at once. */
+  eventStreamsPerUser?: number;
+  eventStreamsPerService?: number;
 }
 
 export interface RunningService {
@@ -166,6 +169,10 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       },
       authFailuresPerMinute: opts.authFailuresPerMinute,
       trustProxy: opts.trustProxy,
+      log: opts.log,
+      databaseUrl: opts.databaseUrl,
+      eventStreamsPerUser: opts.eventStreamsPerUser,
+      eventStreamsPerService: opts.eventStreamsPerService,
     });
     await app.ready();
     return {

@@ -126,6 +126,10 @@ describe("settings", () => {
     assert.deepEqual(s.trustProxy, ["10.0.0.1", "192.0.2.0/24", "::1"]);
     const defaults = loadSettings({});
     assert.equal(defaults.authFailuresPerMinute, 30);
+    assert.equal(defaults.eventStreamsPerUser, 10);
+    assert.equal(defaults.eventStreamsPerService, 500);
+    assert.equal(loadSettings({ EVENT_STREAMS_PER_USER: "3" }).eventStreamsPerUser, 3);
+    assert.deepEqual(errors({ EVENT_STREAMS_PER_SERVICE: "0" }).length, 1);
     assert.deepEqual(defaults.trustProxy, []);
     const lines = errors({
       SUPABASE_JWT_SECRET: "short",

@@ -55,6 +55,9 @@ export interface TestServiceOptions {
   authFailuresPerMinute?: number;
   /** Proxies whose X-Forwarded-For is believed. */
   trustProxy?: string[];
+  /** Event streams a user / the service token may hold at once. */
+  eventStreamsPerUser?: number;
+  eventStreamsPerService?: number;
 }
 
 /** The real service (Postgres, pg-boss, fastify) around the given engine, with fast polling. */
@@ -76,6 +79,8 @@ export async function startTestService(
     httpLogs: opts.httpLogs ?? process.env.TEST_LOG_LEVEL !== undefined,
     authFailuresPerMinute: opts.authFailuresPerMinute,
     trustProxy: opts.trustProxy,
+    eventStreamsPerUser: opts.eventStreamsPerUser,
+    eventStreamsPerService: opts.eventStreamsPerService,
   });
   return { ...service, databaseUrl };
 }

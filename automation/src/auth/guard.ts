@@ -37,9 +37,9 @@ export interface GuardDeps {
 /**
  * The request's target, then its token, in an `onRequest` hook: before fastify reads or parses
  * a body (issue 13, item 12), so an anonymous caller's body is never parsed, validated or stored.
- * The service token is compared first (constant time); any other token is verified only while
- * the caller's address has failed fewer than the limit this minute (item 10), and each failure
- * counts.
+ * The service token (constant time) and a DTMA token (by hash) are checked first and always
+ * pass; a session is verified only while the caller's address has failed fewer than the limit
+ * this minute (item 10). Each failure counts; over the limit the answer is 429, not 401.
  */
 export function guard(deps: GuardDeps): onRequestAsyncHookHandler {
   const refuse = (req: FastifyRequest, message: string): never => {
@@ -69,13 +69,15 @@ export function guard(deps: GuardDeps): onRequestAsyncHookHandler {
       req.authenticated = true;
       return;
     }
-    refuseIfFailing(req);
-    if (!token) refuse(req, "a bearer token is required");
-    if (mode === "dtma") {
-      if (!(await deps.knownDtmaToken(token!))) refuse(req, "unknown DTMA token");
+    if (mode === "dtma" && token !== undefined && (await deps.knownDtmaToken(token))) {
+      // One indexed look-up, like the service token's comparison: a toolbox's own token always
+      // passes, so DTMAs behind one address are never locked out by a stale one among them.
       req.authenticated = true;
       return;
     }
+    refuseIfFailing(req);
+    if (!token) refuse(req, "a bearer token is required");
+    if (mode === "dtma") refuse(req, "unknown DTMA token");
     const userId = deps.sessions ? await deps.sessions.verify(token!) : undefined;
     if (!userId) refuse(req, "the bearer token is not valid");
     req.principal = { kind: "user", userId: userId! };
