@@ -1,7 +1,7 @@
 import type { ServerResponse } from "node:http";
 import type { Pool } from "pg";
 import { HttpError } from "../auth/auth";
-import { Listener } from "./listener";
+import { Listener } from "../db/listener";
 
 // Operations' event streams (issue 13, item 9; decision 0030). Each stream used to query
 // Postgres every 250 ms for as long as it was open: 1,500 listeners were 6,000 queries a second

@@ -1,6 +1,6 @@
-import { Client } from "pg";
 import type { Job, PgBoss } from "pg-boss";
 import type { Logger } from "pino";
+import { Listener } from "../db/listener";
 
 export interface JobLoopOptions<T> {
   boss: PgBoss;
@@ -42,8 +42,7 @@ export class JobLoop<T> {
   private stopping = false;
   private poll?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
-  private listener?: Client;
-  private reconnect?: NodeJS.Timeout;
+  private listener?: Listener;
   private idleWaiters: (() => void)[] = [];
   private readonly settling = new Set<Promise<unknown>>();
   private readonly toComplete: { id: string; retryCount: number }[] = [];
@@ -52,7 +51,16 @@ export class JobLoop<T> {
   constructor(private readonly opts: JobLoopOptions<T>) {}
 
   async start(): Promise<void> {
-    if (this.opts.listen) await this.listen().catch((err: Error) => this.listenFailed(err));
+    if (this.opts.listen) {
+      // Anything enqueued while we were not listening is found by the fetch each connection wakes.
+      this.listener = new Listener({
+        ...this.opts.listen,
+        log: this.opts.log,
+        onNotify: () => this.wake(),
+        onConnected: () => this.wake(),
+      });
+      await this.listener.start();
+    }
     this.poll = setInterval(() => this.wake(), this.opts.pollIntervalMs);
     this.poll.unref();
     this.wake();
@@ -95,10 +103,7 @@ export class JobLoop<T> {
     this.stopping = true;
     clearInterval(this.poll);
     clearInterval(this.heartbeat);
-    clearTimeout(this.reconnect);
-    const listener = this.listener;
-    this.listener = undefined;
-    await listener?.end().catch(() => undefined);
+    await this.listener?.stop();
     if (this.active.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -189,43 +194,5 @@ export class JobLoop<T> {
       (seconds * 1000) / 2,
     );
     this.heartbeat.unref();
-  }
-
-  private async listen(): Promise<void> {
-    const { connectionString, channel } = this.opts.listen!;
-    const client = new Client({ connectionString });
-    client.on("notification", () => this.wake());
-    client.on("error", (err) => this.listenFailed(err));
-    client.on("end", () => {
-      if (this.listener === client) this.listenFailed(new Error("connection ended"));
-    });
-    try {
-      await client.connect();
-      await client.query(`listen "${channel.replace(/"/g, '""')}"`);
-    } catch (err) {
-      await client.end().catch(() => undefined);
-      throw err;
-    }
-    if (this.stopping) {
-      await client.end().catch(() => undefined);
-      return;
-    }
-    this.listener = client;
-    // Anything enqueued while we were not listening is found by this fetch.
-    this.wake();
-  }
-
-  /** Polling keeps working; the listener comes back after a second. */
-  private listenFailed(err: Error): void {
-    const client = this.listener;
-    this.listener = undefined;
-    void client?.end().catch(() => undefined);
-    if (this.stopping || this.reconnect) return;
-    this.opts.log.warn({ queue: this.opts.queue, err: err.message }, "LISTEN lost; reconnecting");
-    this.reconnect = setTimeout(() => {
-      this.reconnect = undefined;
-      if (!this.stopping) void this.listen().catch((e: Error) => this.listenFailed(e));
-    }, 1000);
-    this.reconnect.unref();
   }
 }
