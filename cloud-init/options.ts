@@ -2,10 +2,13 @@ import {
   BACKEND_PORT,
   CONTROL_SUBNET,
   DTMA_PORT,
+  parseIpv4Network,
+  rangeContains,
+  rangesOverlap,
   TOOLS_SUBNET,
+  type Ipv4Network,
 } from "@agentopia-toolboxes/contract";
 import { CloudInitError } from "./errors";
-import { contains, overlaps, parseIpv4Cidr, type Ipv4Cidr } from "./cidr";
 import { parseEd25519PrivateKey, parseEd25519PublicKey, parsePublicKey } from "./sshKeys";
 
 export interface CloudInitOptions {
@@ -47,8 +50,8 @@ export interface ResolvedOptions {
   authorizedKeys: string[];
   dtmaPort: number;
   backendPort: number;
-  controlSubnet: Ipv4Cidr;
-  toolsSubnet: Ipv4Cidr;
+  controlSubnet: Ipv4Network;
+  toolsSubnet: Ipv4Network;
   swapMb: number;
   logRotation: { maxSize: string; maxFile: number };
   timezone: string;
@@ -58,10 +61,10 @@ const KNOWN_OPTIONS = new Set(["hostKey", "authorizedKeys", ...Object.keys(CLOUD
 
 /** RFC 1918 ranges: container networks must never shadow public or link-local addresses. */
 const PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].map(
-  (text) => parseIpv4Cidr(text) as Ipv4Cidr,
+  (text) => parseIpv4Network(text) as Ipv4Network,
 );
 /** Docker's default bridge (docker0); a network overlapping it cannot be created. */
-const DOCKER0 = parseIpv4Cidr("172.17.0.0/16") as Ipv4Cidr;
+const DOCKER0 = parseIpv4Network("172.17.0.0/16") as Ipv4Network;
 
 const MAX_SWAP_MB = 8192;
 const MAX_AUTHORIZED_KEYS = 32;
@@ -81,20 +84,20 @@ function port(name: string, value: unknown): number {
   return value;
 }
 
-function subnet(name: string, value: unknown): Ipv4Cidr {
+function subnet(name: string, value: unknown): Ipv4Network {
   if (typeof value !== "string") throw new CloudInitError(name, "not an IPv4 CIDR");
-  const parsed = parseIpv4Cidr(value);
+  const parsed = parseIpv4Network(value);
   if (typeof parsed === "string") throw new CloudInitError(name, parsed);
   if (parsed.prefix < 8 || parsed.prefix > 28) {
     throw new CloudInitError(name, "prefix length must be 8-28");
   }
-  if (!PRIVATE_RANGES.some((range) => contains(range, parsed))) {
+  if (!PRIVATE_RANGES.some((range) => rangeContains(range, parsed))) {
     throw new CloudInitError(
       name,
       "must lie within a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)",
     );
   }
-  if (overlaps(parsed, DOCKER0)) {
+  if (rangesOverlap(parsed, DOCKER0)) {
     throw new CloudInitError(name, "overlaps Docker's default bridge 172.17.0.0/16");
   }
   return parsed;
@@ -197,7 +200,7 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
   if (resolved.backendPort === 22) {
     throw new CloudInitError("backendPort", "22 is the host's SSH port");
   }
-  if (overlaps(resolved.controlSubnet, resolved.toolsSubnet)) {
+  if (rangesOverlap(resolved.controlSubnet, resolved.toolsSubnet)) {
     throw new CloudInitError("toolsSubnet", "overlaps controlSubnet");
   }
   return resolved;

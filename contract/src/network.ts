@@ -27,12 +27,75 @@ export type BackendIngress = (typeof BACKEND_INGRESS)[number];
 /** The backend's settings that carry its certificate and key (base64 of PEM). */
 export const BACKEND_TLS_ENV = { cert: "TLS_CERT", key: "TLS_KEY" } as const;
 
-/** An IPv4 (dotted decimal only: no hex, octal or short forms) or IPv6 range with a prefix. */
-export function isCidr(value: string): boolean {
+/** `address/prefix` split at its one slash, the prefix 1-3 decimal digits; else undefined. */
+function splitCidr(value: string): { address: string; prefix: number } | undefined {
   const [address = "", prefix, ...rest] = value.split("/");
-  if (prefix === undefined || rest.length > 0 || !/^\d{1,3}$/.test(prefix)) return false;
-  if (ipaddr.IPv4.isValidFourPartDecimal(address)) return Number(prefix) <= 32;
-  return ipaddr.IPv6.isValid(address) && Number(prefix) <= 128;
+  if (prefix === undefined || rest.length > 0 || !/^\d{1,3}$/.test(prefix)) return undefined;
+  return { address, prefix: Number(prefix) };
+}
+
+/** An IPv4 range with a prefix, the address in dotted decimal only (no hex, octal or short forms). */
+export function isIpv4Cidr(value: string): boolean {
+  const cidr = splitCidr(value);
+  return (
+    cidr !== undefined && ipaddr.IPv4.isValidFourPartDecimal(cidr.address) && cidr.prefix <= 32
+  );
+}
+
+/** An IPv4 (as `isIpv4Cidr`) or IPv6 range with a prefix. */
+export function isCidr(value: string): boolean {
+  if (isIpv4Cidr(value)) return true;
+  const cidr = splitCidr(value);
+  return cidr !== undefined && ipaddr.IPv6.isValid(cidr.address) && cidr.prefix <= 128;
+}
+
+/** An IPv4 network: a range whose host bits are zero. */
+export interface Ipv4Network {
+  /** As it was written. */
+  readonly text: string;
+  readonly address: ipaddr.IPv4;
+  readonly prefix: number;
+}
+
+/** Parses an IPv4 network (`isIpv4Cidr`, host bits zero); what is wrong with it otherwise. */
+export function parseIpv4Network(text: string): Ipv4Network | string {
+  if (!isIpv4Cidr(text)) return "not an IPv4 CIDR";
+  const [address, prefix] = ipaddr.IPv4.parseCIDR(text);
+  const network = ipaddr.IPv4.networkAddressFromCIDR(text);
+  if (network.toString() !== address.toString()) {
+    return `host bits must be zero (did you mean ${network.toString()}/${prefix}?)`;
+  }
+  return { text, address, prefix };
+}
+
+/** A range: an address (its bits past the prefix do not count) and a prefix length. */
+export interface AddressRange {
+  readonly address: ipaddr.IPv4 | ipaddr.IPv6;
+  readonly prefix: number;
+}
+
+/** True when `inner` lies entirely within `outer` (ranges of different families never do). */
+export function rangeContains(outer: AddressRange, inner: AddressRange): boolean {
+  return (
+    outer.address.kind() === inner.address.kind() &&
+    inner.prefix >= outer.prefix &&
+    inner.address.match(outer.address, outer.prefix)
+  );
+}
+
+/** True when two ranges share an address: one of them holds the other. */
+export function rangesOverlap(a: AddressRange, b: AddressRange): boolean {
+  return rangeContains(a, b) || rangeContains(b, a);
+}
+
+/**
+ * Whether a firewall port range (`"22"`, `"8000-9000"`; `"all"`, `"0"`, empty or undefined for
+ * every port, as DigitalOcean writes them) includes `port`.
+ */
+export function portRangeIncludes(range: string | undefined, port: number): boolean {
+  if (range === undefined || range === "" || range === "all" || range === "0") return true;
+  const [from, to = from] = range.split("-").map((p) => Number(p.trim()));
+  return from !== undefined && port >= from && port <= to;
 }
 
 /**

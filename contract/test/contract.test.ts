@@ -14,12 +14,19 @@ import {
   INSTALLATION_STATUSES,
   installationStatusFor,
   isAccountId,
+  isCidr,
+  isIpv4Cidr,
   isWorldCidr,
   LIFECYCLE_STATUSES,
+  parseIpv4Network,
+  portRangeIncludes,
+  rangeContains,
+  rangesOverlap,
   REGIONS,
   SIZES,
   stackNameFor,
   TOOLBOX_STATUSES,
+  type Ipv4Network,
 } from "../src";
 
 describe("toolbox contract", () => {
@@ -82,5 +89,44 @@ describe("toolbox contract", () => {
         assert.equal(isWorldCidr(`${address}/${prefix}`), prefix < 8);
       }),
     );
+  });
+
+  it("IPv4 networks: dotted decimal, host bits zero, containment as integer ranges", () => {
+    assert.equal(
+      (parseIpv4Network("172.31.0.0/16") as Ipv4Network).address.toString(),
+      "172.31.0.0",
+    );
+    assert.equal(parseIpv4Network("172.31.0.0"), "not an IPv4 CIDR");
+    assert.equal(parseIpv4Network("010.0.0.0/8"), "not an IPv4 CIDR");
+    assert.equal(parseIpv4Network("10.0.0.0/33"), "not an IPv4 CIDR");
+    assert.equal(parseIpv4Network("2001:db8::/32"), "not an IPv4 CIDR");
+    assert.equal(
+      parseIpv4Network("172.30.0.1/24"),
+      "host bits must be zero (did you mean 172.30.0.0/24?)",
+    );
+    assert.ok(isIpv4Cidr("10.0.0.0/8") && !isIpv4Cidr("::/0") && isCidr("::/0"));
+    const toInt = (n: Ipv4Network) => n.address.octets.reduce((acc, o) => acc * 256 + o, 0);
+    const span = (n: Ipv4Network) => [toInt(n), toInt(n) + 2 ** (32 - n.prefix) - 1];
+    const network = fc
+      .tuple(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 0, max: 32 }))
+      .map(([n, prefix]) => {
+        const base = n - (n % 2 ** (32 - prefix));
+        const text = `${[24, 16, 8, 0].map((s) => Math.floor(base / 2 ** s) % 256).join(".")}/${prefix}`;
+        return parseIpv4Network(text) as Ipv4Network;
+      });
+    fc.assert(
+      fc.property(network, network, (a, b) => {
+        const [a0, a1] = span(a);
+        const [b0, b1] = span(b);
+        assert.equal(rangeContains(a, b), a0 <= b0 && b1 <= a1);
+        assert.equal(rangesOverlap(a, b), a0 <= b1 && b0 <= a1);
+      }),
+    );
+  });
+
+  it("port ranges are read as DigitalOcean writes them", () => {
+    for (const all of [undefined, "", "all", "0"]) assert.ok(portRangeIncludes(all, 30000));
+    assert.ok(portRangeIncludes("22", 22) && !portRangeIncludes("23", 22));
+    assert.ok(portRangeIncludes("1-24", 24) && !portRangeIncludes("26-65535", 25));
   });
 });
