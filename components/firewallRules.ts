@@ -6,8 +6,7 @@
  * discovery, diagnostics); the DTMA port is never listed. Outbound: open, except SMTP (25),
  * which a toolbox has no reason to send and which spammers' tools would.
  */
-import type { BackendIngress } from "@agentopia-toolboxes/contract";
-import { BACKEND_PORT } from "./containerSpecs";
+import { BACKEND_PORT, SSH_PORT, type BackendIngress } from "@agentopia-toolboxes/contract";
 
 export interface CloudFirewallRule {
   protocol: "tcp" | "udp" | "icmp";
@@ -17,7 +16,6 @@ export interface CloudFirewallRule {
 }
 
 export const WORLD = ["0.0.0.0/0", "::/0"];
-export const SSH_PORT = 22;
 export const SMTP_PORT = 25;
 
 export function inboundRules(
@@ -39,11 +37,4 @@ export function outboundRules(): CloudFirewallRule[] {
     { protocol: "udp", portRange: "1-65535", addresses: [...WORLD] },
     { protocol: "icmp", addresses: [...WORLD] },
   ];
-}
-
-/** Whether a rule's port range (`"22"`, `"1-65535"`, undefined for all) covers `port`. */
-export function coversPort(portRange: string | undefined, port: number): boolean {
-  if (portRange === undefined || portRange === "" || portRange === "all") return true;
-  const [low, high = low] = portRange.split("-").map(Number);
-  return low !== undefined && port >= low && port <= high;
 }

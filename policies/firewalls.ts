@@ -3,20 +3,13 @@
  * left without a cloud firewall.
  */
 import type { PolicyResource } from "@pulumi/policy";
-import { DTMA_PORT, isWorldCidr } from "@agentopia-toolboxes/contract";
+import { DTMA_PORT, isWorldCidr, portRangeIncludes, SSH_PORT } from "@agentopia-toolboxes/contract";
 import { DROPLET, TOOLBOX_TAG } from "./droplets";
 import { records, text, texts, type Props } from "./props";
 import { configOf, type ResourcePolicy, type StackPolicy } from "./types";
 
 export const FIREWALL = "digitalocean:index/firewall:Firewall";
 export { DTMA_PORT };
-
-/** Whether a DigitalOcean port range ("22", "8000-9000", "all", "1-65535") includes `port`. */
-export function portRangeIncludes(range: string | undefined, port: number): boolean {
-  if (range === undefined || range === "" || range === "all" || range === "0") return true;
-  const [from, to = from] = range.split("-").map((p) => Number(p.trim()));
-  return from !== undefined && port >= from && port <= to;
-}
 
 /** Whether a source admits (nearly) everyone: the contract's rule for control-plane ranges. */
 export const isWorld = isWorldCidr;
@@ -47,7 +40,7 @@ function portPolicy(name: string, what: string, defaultPort: number): ResourcePo
 }
 
 export const firewallDtmaPort = portPolicy("firewall-dtma-port-private", "DTMA", DTMA_PORT);
-export const firewallSsh = portPolicy("firewall-ssh-private", "SSH", 22);
+export const firewallSsh = portPolicy("firewall-ssh-private", "SSH", SSH_PORT);
 
 export function covers(firewall: PolicyResource, droplet: PolicyResource): boolean {
   const listed = firewall.propertyDependencies["dropletIds"] ?? [];

@@ -15,16 +15,10 @@ import {
   toolboxContainers,
   type ToolboxContainersInput,
 } from "../components/containerSpecs";
-import {
-  coversPort,
-  inboundRules,
-  outboundRules,
-  SMTP_PORT,
-  WORLD,
-} from "../components/firewallRules";
+import { inboundRules, outboundRules, SMTP_PORT, WORLD } from "../components/firewallRules";
 import { READINESS_SCRIPT } from "../components/readinessGate";
 import { stackConfig } from "../automation/src/engine/automationOptions";
-import { ACCOUNT_STACK_OUTPUTS } from "@agentopia-toolboxes/contract";
+import { ACCOUNT_STACK_OUTPUTS, portRangeIncludes } from "@agentopia-toolboxes/contract";
 import { ACCOUNT_CONFIG_KEYS, ACCOUNT_ID_PATTERN, CONFIG_NAMESPACE } from "../program/config";
 import { evaluateProgram, testKeyPair } from "../plan/evaluate";
 
@@ -111,7 +105,7 @@ describe("firewall rules (pure)", function () {
       fc.property(fc.array(ipv4Cidr, { minLength: 1, maxLength: 5 }), (cidrs) => {
         for (const rule of inboundRules(cidrs)) {
           if (rule.protocol === "icmp") continue;
-          assert.ok(!coversPort(rule.portRange, DTMA_PORT));
+          assert.ok(!portRangeIncludes(rule.portRange, DTMA_PORT));
           assert.deepEqual(rule.addresses, cidrs);
           assert.ok(!rule.addresses.some((a) => WORLD.includes(a)));
         }
@@ -123,7 +117,7 @@ describe("firewall rules (pure)", function () {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 65535 }), (port) => {
         const open = outboundRules().some(
-          (r) => r.protocol === "tcp" && coversPort(r.portRange, port),
+          (r) => r.protocol === "tcp" && portRangeIncludes(r.portRange, port),
         );
         assert.equal(open, port !== SMTP_PORT);
       }),

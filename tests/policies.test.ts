@@ -8,6 +8,7 @@ import { resourceArgs, stackArgs, type PackResource } from "../policies/runPack"
 import type { ResourcePolicy, StackPolicy } from "../policies/types";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { portRangeIncludes } from "@agentopia-toolboxes/contract";
 import { policies } from "../policies/all";
 import {
   CONTAINER,
@@ -33,7 +34,6 @@ import {
   firewallDtmaPort,
   firewallSsh,
   isWorld,
-  portRangeIncludes,
   toolboxFirewallCoverage,
 } from "../policies/firewalls";
 import { runPack } from "../policies/runPack";

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { BACKEND_PORT, DOCKER_SOCKET, DTMA_PORT } from "../components/containerSpecs";
-import { coversPort, SSH_PORT } from "../components/firewallRules";
+import { portRangeIncludes, SSH_PORT } from "@agentopia-toolboxes/contract";
 import { evaluateStack, type EvaluatedResource, type Evaluation } from "../plan/evaluate";
 
 const T = {
@@ -106,7 +106,7 @@ describe("operator program under mocks", function () {
         const world = ["0.0.0.0/0", "::/0"];
         for (const rule of inbound.filter((r) => r.protocol !== "icmp")) {
           assert.ok(
-            !coversPort(rule.portRange, DTMA_PORT),
+            !portRangeIncludes(rule.portRange, DTMA_PORT),
             `DTMA port opened by ${JSON.stringify(rule)}`,
           );
           assert.ok(
@@ -118,7 +118,7 @@ describe("operator program under mocks", function () {
         assert.deepEqual(ports.sort(), [String(SSH_PORT), String(BACKEND_PORT)].sort());
         const outbound = fw.inputs.outboundRules as FirewallRuleInput[];
         assert.ok(
-          !outbound.some((r) => r.protocol === "tcp" && coversPort(r.portRange, 25)),
+          !outbound.some((r) => r.protocol === "tcp" && portRangeIncludes(r.portRange, 25)),
           "outbound SMTP must be blocked",
         );
         const toolboxes = ev().outputs.toolboxes as Record<string, { dropletId: string }>;
