@@ -15,11 +15,8 @@ import {
   type Env,
 } from "@agentopia-toolboxes/servicekit/env";
 
-import ipaddr from "ipaddr.js";
+import { isIpv4Cidr } from "@agentopia-toolboxes/contract/network";
 import { DEFAULT_REGISTRIES, RegistryAllowList } from "./tools/image";
-
-const isIpv4Cidr = (v: string): boolean =>
-  ipaddr.isValidCIDR(v) && ipaddr.IPv4.isValidFourPartDecimal(v.split("/")[0] ?? "");
 
 export { ConfigError };
 

@@ -1,5 +1,6 @@
 import ipaddr from "ipaddr.js";
 import type { Logger } from "pino";
+import { rangesOverlap, type AddressRange } from "@agentopia-toolboxes/contract/network";
 import { HttpError } from "@agentopia-toolboxes/servicekit/http";
 import { DockerError, type DockerEngine } from "../docker/engine";
 import { LABEL, MANAGED_BY } from "./labels";
@@ -25,8 +26,6 @@ export interface ToolNetworksDeps {
   /** The gateway's container name (DTMA_GATEWAY_CONTAINER); none: nothing is connected. */
   gateway?: string;
 }
-
-type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
 export class ToolNetworks {
   /** Network creation is serialized: two allocations never pick the same subnet. */
@@ -123,26 +122,26 @@ export class ToolNetworks {
   private async freeSubnet(): Promise<string> {
     const { cidr, prefixLength } = this.deps.pool!;
     const [base, bits] = ipaddr.parseCIDR(cidr) as [ipaddr.IPv4, number];
-    const used: Range[] = [];
+    const used: AddressRange[] = [];
     for (const n of await this.deps.docker.listNetworks()) {
       for (const c of n.IPAM.Config ?? []) {
-        if (c.Subnet && ipaddr.isValidCIDR(c.Subnet)) used.push(ipaddr.parseCIDR(c.Subnet));
+        if (c.Subnet && ipaddr.isValidCIDR(c.Subnet)) {
+          const [address, prefix] = ipaddr.parseCIDR(c.Subnet);
+          used.push({ address, prefix });
+        }
       }
     }
     const size = 2 ** (32 - prefixLength);
     const start = ipv4Number(base) - (ipv4Number(base) % 2 ** (32 - bits));
     const blocks = 2 ** (prefixLength - bits);
     for (let i = 0; i < blocks; i++) {
-      const first = ipaddr.IPv4.parse(ipv4Text(start + i * size));
-      const last = ipaddr.IPv4.parse(ipv4Text(start + (i + 1) * size - 1));
-      const clash = used.some(
-        ([addr, len]) =>
-          addr.kind() === "ipv4" &&
-          (first.match(addr, len) ||
-            last.match(addr, len) ||
-            (addr as ipaddr.IPv4).match(first, prefixLength)),
-      );
-      if (!clash) return `${first.toString()}/${prefixLength}`;
+      const block = {
+        address: ipaddr.IPv4.parse(ipv4Text(start + i * size)),
+        prefix: prefixLength,
+      };
+      if (!used.some((range) => rangesOverlap(block, range))) {
+        return `${block.address.toString()}/${prefixLength}`;
+      }
     }
     throw new HttpError(
       507,
