@@ -16,6 +16,7 @@ import { header, originAllowed } from "./headers";
 import { legacyDelete, legacyGet, legacyPost } from "./legacy";
 import { modernPost } from "./modern";
 import {
+  AGGREGATE,
   classify,
   errorMessage,
   isModernMessage,
@@ -25,7 +26,7 @@ import {
 } from "./protocol";
 import { RateLimiter } from "./ratelimit";
 import type { Session } from "./sessions";
-import { AGGREGATE, SessionStore } from "./sessions";
+import { SessionStore } from "./sessions";
 import { KeepAlive } from "./sse";
 import { Hub, Upstreams } from "./upstream";
 

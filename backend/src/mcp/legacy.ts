@@ -14,6 +14,7 @@ import type { GatewayServer } from "./deps";
 import { acceptsSse, header } from "./headers";
 import type { Incoming } from "./protocol";
 import {
+  AGGREGATE,
   DEFAULT_HEADER_VERSION,
   invalidParams,
   isModernVersion,
@@ -25,7 +26,7 @@ import {
   resultMessage,
   SUPPORTED_VERSIONS,
 } from "./protocol";
-import { AGGREGATE, requestKey, Session } from "./sessions";
+import { requestKey, Session } from "./sessions";
 import { SseStream } from "./sse";
 import type { Subscriber } from "./upstream";
 

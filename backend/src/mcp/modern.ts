@@ -14,6 +14,7 @@ import { writeJson, writeStatus } from "./core";
 import { decodeMirrored, header } from "./headers";
 import type { Incoming } from "./protocol";
 import {
+  AGGREGATE,
   isObject,
   META,
   metaOf,
@@ -27,7 +28,6 @@ import {
   SUPPORTED_VERSIONS,
 } from "./protocol";
 import { resubscribe } from "./legacy";
-import { AGGREGATE } from "./sessions";
 import { SseStream } from "./sse";
 import type { Subscriber } from "./upstream";
 

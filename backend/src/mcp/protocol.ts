@@ -259,3 +259,5 @@ export function modernCapabilities(capabilities: JsonObject): JsonObject {
 /** A DNS label: what server names are, so `<server>__<tool>` splits at the first `__`. */
 export const SERVER_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const NAMESPACE_SEPARATOR = "__";
+/** The aggregate endpoint's key among server names (not a DNS label, so it cannot clash). */
+export const AGGREGATE = "*";

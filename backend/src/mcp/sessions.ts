@@ -8,9 +8,6 @@ import type { Lane } from "../upstream/types";
 import type { SseStream } from "./sse";
 import type { Subscriber } from "./upstream";
 
-/** The aggregate endpoint's key among server names (not a DNS label, so it cannot clash). */
-export const AGGREGATE = "*";
-
 export class Session {
   readonly id = randomBytes(24).toString("base64url");
   /** What logs and audit lines name the session by: never the id itself. */

@@ -5,8 +5,7 @@ import type { Logger } from "pino";
 import type { GatewayDeps, GatewayServer } from "./deps";
 import type { JsonRpcNotification, Lane } from "../upstream/types";
 import { ErrorCodes, UpstreamUnavailable } from "../upstream/types";
-import { isObject, Refusal } from "./protocol";
-import { AGGREGATE } from "./sessions";
+import { AGGREGATE, isObject, Refusal } from "./protocol";
 
 /** Something that takes notifications of a server's shared lane: a session or a listen stream. */
 export interface Subscriber {
