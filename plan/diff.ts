@@ -4,6 +4,7 @@
  * pull-request comment by CI): resources added and removed, each changed input with old → new
  * (multi-line strings such as user-data line by line), and the policy verdict of the head.
  */
+import { diffArrays } from "diff";
 import { readFileSync } from "node:fs";
 import { describeUrn, formatVerdict, type Plan, type PlannedResource } from "./plan";
 
@@ -67,30 +68,13 @@ export function diffPlans(base: Plan, head: Plan): PlanDiff {
 
 const show = (v: unknown) => (v === undefined ? "(absent)" : JSON.stringify(v));
 
-/** A line diff of two texts (longest common subsequence), as `-`/`+` lines only. */
+/** A line diff of two texts (a shortest edit script, jsdiff's), as `-`/`+` lines only. */
 export function lineDiff(before: string, after: string): string[] {
-  const a = before.split("\n");
-  const b = after.split("\n");
-  const lcs = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
-  for (let i = a.length - 1; i >= 0; i--) {
-    for (let j = b.length - 1; j >= 0; j--) {
-      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
-    }
-  }
-  const out: string[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
-    if (i < a.length && j < b.length && a[i] === b[j]) {
-      i++;
-      j++;
-    } else if (i < a.length && (j === b.length || lcs[i + 1][j] >= lcs[i][j + 1])) {
-      out.push(`- ${a[i++]}`);
-    } else {
-      out.push(`+ ${b[j++]}`);
-    }
-  }
-  return out;
+  return diffArrays(before.split("\n"), after.split("\n")).flatMap((part) => {
+    if (part.removed) return part.value.map((line) => `- ${line}`);
+    if (part.added) return part.value.map((line) => `+ ${line}`);
+    return [];
+  });
 }
 
 function formatChange(c: Change): string[] {

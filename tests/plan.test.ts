@@ -6,6 +6,7 @@
  */
 import { spawnSync } from "node:child_process";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -119,6 +120,40 @@ describe("plan: credential-free plan and diff", function () {
       { path: "d", before: undefined, after: true },
     ]);
     assert.deepEqual(lineDiff("a\nb\nc", "a\nB\nc\nd"), ["- b", "+ B", "+ d"]);
+  });
+
+  it("line diffs are shortest edit scripts: what goes and what comes, in order, and no more", () => {
+    const lcsLength = (a: string[], b: string[]): number => {
+      let row = new Array<number>(b.length + 1).fill(0);
+      for (const x of a) {
+        const next = [0];
+        for (let j = 0; j < b.length; j++) {
+          next.push(x === b[j] ? row[j] + 1 : Math.max(row[j + 1], next[j]));
+        }
+        row = next;
+      }
+      return row[b.length];
+    };
+    const isSubsequence = (part: string[], of: string[]): boolean => {
+      let i = 0;
+      for (const line of of) if (i < part.length && part[i] === line) i++;
+      return i === part.length;
+    };
+    const text = fc.array(fc.constantFrom("a", "b", "c", "d", ""), { maxLength: 12 });
+    fc.assert(
+      fc.property(text, text, (a, b) => {
+        const lines = lineDiff(a.join("\n"), b.join("\n"));
+        const removed = lines.filter((l) => l.startsWith("- ")).map((l) => l.slice(2));
+        const added = lines.filter((l) => l.startsWith("+ ")).map((l) => l.slice(2));
+        assert.equal(removed.length + added.length, lines.length);
+        const before = a.join("\n").split("\n");
+        const after = b.join("\n").split("\n");
+        assert.ok(isSubsequence(removed, before) && isSubsequence(added, after));
+        const common = lcsLength(before, after);
+        assert.equal(removed.length, before.length - common);
+        assert.equal(added.length, after.length - common);
+      }),
+    );
   });
 
   describe("the CLIs on a base checkout and a changed copy", function () {
