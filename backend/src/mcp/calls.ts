@@ -8,7 +8,7 @@ import type { Core, Ctx } from "./core";
 import { isRefusal, outcomeOf, writeJson } from "./core";
 import type { GatewayServer } from "./deps";
 import { acceptsSse } from "./headers";
-import { errorMessage, progressTokenOf, Refusal, resultMessage, upstreamParams } from "./protocol";
+import { progressTokenOf, Refusal, resultMessage, upstreamParams } from "./protocol";
 import type { Session } from "./sessions";
 import { requestKey } from "./sessions";
 import { SseStream } from "./sse";
@@ -197,9 +197,4 @@ export async function audited(
       "tool call",
     );
   }
-}
-
-/** A JSON-RPC error answer of the gateway itself, written as the method's answer. */
-export function answerError(ctx: Ctx, id: JsonRpcId, r: Refusal): number {
-  return writeJson(ctx.res, r.status, errorMessage(id, r.code, r.message, r.data), r.headers);
 }

@@ -30,15 +30,6 @@ export function acceptsSse(req: IncomingMessage): boolean {
   );
 }
 
-/** Whether the client takes JSON answers (no Accept at all counts as yes). */
-export function acceptsJson(req: IncomingMessage): boolean {
-  const types = mediaTypes(req);
-  return (
-    types === undefined ||
-    types.some((t) => t === "application/json" || t === "application/*" || t === "*/*")
-  );
-}
-
 const HEADER_SAFE = /^[\t\x20-\x7e]*$/;
 const SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
 const utf8 = new TextDecoder("utf-8", { fatal: true });

@@ -1,8 +1,6 @@
 // The agent-facing MCP edge of the toolbox gateway. The app creates one gateway from its
 // dependencies, adds its routes to the router, reports `stats()` on /status and calls
 // `closeAll()` at shutdown (before shutting the supervisors down).
-import type { Route } from "@agentopia-toolboxes/servicekit/http";
-import type { GatewayDeps } from "./deps";
 import type { McpGateway, McpStats } from "./gateway";
 import { createMcpGateway } from "./gateway";
 
@@ -16,14 +14,3 @@ export type {
   ServerDirectory,
 } from "./deps";
 export { LEGACY_VERSIONS, MODERN_VERSIONS, SUPPORTED_VERSIONS } from "./protocol";
-
-/** The routes of a new gateway, carrying its `stats()` and `closeAll()`. */
-export type McpRoutes = Route[] & Pick<McpGateway, "stats" | "closeAll">;
-
-export function mcpRoutes(deps: GatewayDeps): McpRoutes {
-  const gw = createMcpGateway(deps);
-  return Object.assign([...gw.routes], {
-    stats: () => gw.stats(),
-    closeAll: (reason?: string) => gw.closeAll(reason),
-  });
-}
