@@ -16,7 +16,6 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { CONFIG_NAMESPACE, PROJECT_NAME } from "@agentopia-toolboxes/contract";
 
-export const PROJECT = PROJECT_NAME;
 const ROOT = join(__dirname, "..");
 
 export interface EvaluatedResource {
@@ -272,7 +271,7 @@ export async function evaluateProgram(
         return args.inputs as Record<string, unknown>;
       },
     },
-    PROJECT,
+    PROJECT_NAME,
     stack,
     false,
   );

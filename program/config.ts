@@ -196,7 +196,6 @@ export type OperatorConfig = z.infer<typeof operatorSchema> & {
   /** Secret; required when the digitalocean target has toolboxes (readiness gate, Docker over SSH). */
   sshPrivateKey?: pulumi.Output<string>;
 };
-export type ToolboxEntry = z.infer<typeof toolbox>;
 export type Images = z.infer<typeof images>;
 
 /** Keys of the per-account stack the automation service creates. */

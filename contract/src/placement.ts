@@ -57,14 +57,6 @@ export const DEFAULT_REGION: Region = "nyc3";
 export const DEFAULT_SIZE: Size = "s-1vcpu-512mb-10gb";
 export const DEFAULT_DROPLET_IMAGE = "ubuntu-24-04-x64";
 
-export function isRegion(value: string): value is Region {
-  return (REGIONS as readonly string[]).includes(value);
-}
-
-export function isSize(value: string): value is Size {
-  return (SIZES as readonly string[]).includes(value);
-}
-
 /**
  * What an environment's platform stack exports for its toolboxes (output `toolboxProfile`), so a
  * user's toolbox in prod is a prod toolbox: the account program reads it through the platform's
