@@ -17,7 +17,7 @@ export interface HostFile {
 export const SETUP_SCRIPT_PATH = "/usr/local/sbin/toolbox-host-setup";
 /** Written last by the setup script; cloud-init's own status is what callers wait on. */
 const READY_MARKER_DIR = "/var/lib/toolbox";
-export const READY_MARKER_PATH = `${READY_MARKER_DIR}/host-ready`;
+const READY_MARKER_PATH = `${READY_MARKER_DIR}/host-ready`;
 
 /** Docker reads this on its first start: write_files runs before packages are installed. */
 function daemonJson(o: ResolvedOptions): string {

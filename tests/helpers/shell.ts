@@ -64,6 +64,32 @@ export function cloudInitSchema(yamlText: string): RunResult {
   }
 }
 
+/**
+ * The top-level keys cloud-init's own cloud-config schema knows (the installed package's, every
+ * module's properties). `cloud-init schema` does not report an unknown top-level key: a typo like
+ * `pakages:` passes it and is ignored on the droplet, so the tests check keys against this.
+ */
+export function cloudConfigTopLevelKeys(): ReadonlySet<string> {
+  const script = [
+    "import json",
+    "from cloudinit.config.schema import get_schema",
+    "s = get_schema()",
+    'keys = set(s.get("properties", {}))',
+    'for part in s.get("allOf", []):',
+    '    ref = part.get("$ref", "").split("/")[-1]',
+    '    keys.update(s.get("$defs", {}).get(ref, {}).get("properties", {}))',
+    '    keys.update(part.get("properties", {}))',
+    "print(json.dumps(sorted(keys)))",
+  ].join("\n");
+  // The interpreter cloud-init itself runs on (its script's #! line).
+  const launcher = run("sh", ["-c", 'head -n 1 "$(command -v cloud-init)"']).stdout;
+  const python = /^#!\s*(\S+)/.exec(launcher)?.[1] ?? "python3";
+  const result = run(python, ["-c", script]);
+  if (result.status !== 0)
+    throw new Error(`cloud-init's schema could not be read: ${result.stderr}`);
+  return new Set(JSON.parse(result.stdout) as string[]);
+}
+
 /** shellcheck on a script read from standard input. */
 export function shellcheck(script: string, shell: "sh" | "bash"): RunResult {
   return run("shellcheck", ["-s", shell, "-"], script);
