@@ -45,7 +45,7 @@ export interface HeartbeatResult {
 /** Whether some toolbox holds this DTMA token now (current or previous), by its hash. */
 export async function isKnownDtmaToken(pool: Pool, token: string): Promise<boolean> {
   const { rowCount } = await pool.query(
-    `select 1 from account_tool_environments
+    `select 1 from account_tool_environment_credentials
      where dtma_token_hash = $1 or dtma_token_previous_hash = $1 limit 1`,
     [sha256Hex(token)],
   );
@@ -81,7 +81,8 @@ export async function recordHeartbeat(
          status = case when status in ('provisioning', 'awaiting_heartbeat', 'unresponsive')
                        then 'active'::account_tool_environment_status_enum else status end,
          updated_at = now()
-       where dtma_token_hash = $1 or dtma_token_previous_hash = $1
+       where id in (select environment_id from account_tool_environment_credentials
+                    where dtma_token_hash = $1 or dtma_token_previous_hash = $1)
        returning id
      ), tools as (
        select t.id::uuid as id, t.status::account_tool_installation_status_enum as status

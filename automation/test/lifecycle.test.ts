@@ -86,7 +86,8 @@ describe("toolbox lifecycle through the HTTP API (test engine, real Postgres, re
     const tokens = (await call("GET", `/v1/toolboxes/${account}/tokens`)).body;
     assert.equal(typeof tokens.dtma_token, "string");
     const stored = await svc.pool.query(
-      "select tokens_ciphertext, dtma_token_hash from account_tool_environments where account_id = $1",
+      `select c.tokens_ciphertext, c.dtma_token_hash from account_tool_environment_credentials c
+       join account_tool_environments e on e.id = c.environment_id where e.account_id = $1`,
       [account],
     );
     assert.equal(

@@ -29,7 +29,6 @@ export interface ToolboxRow {
   dtma_last_known_version: string | null;
   dtma_health_details_json: unknown;
   provisioning_error_message: string | null;
-  tokens_ciphertext: string | null;
   /** Per-account images an upgrade set (null: the service's settings). */
   dtma_image: string | null;
   backend_image: string | null;
@@ -82,6 +81,22 @@ export async function getToolbox(
   return rows[0];
 }
 
+/**
+ * The ciphertext of a toolbox's tokens (bound to its account id), kept apart from the row its
+ * owner may read (migration 8); undefined while the toolbox has none.
+ */
+export async function getTokensCiphertext(
+  db: Queryable,
+  accountId: string,
+): Promise<string | undefined> {
+  const { rows } = await db.query<{ tokens_ciphertext: string }>(
+    `select c.tokens_ciphertext from account_tool_environment_credentials c
+     join account_tool_environments e on e.id = c.environment_id where e.account_id = $1`,
+    [accountId],
+  );
+  return rows[0]?.tokens_ciphertext;
+}
+
 export async function getOperation(db: Queryable, id: string): Promise<OperationRow | undefined> {
   const { rows } = await db.query<OperationRow>("select * from toolbox_operations where id = $1", [
     id,
@@ -125,18 +140,4 @@ export async function eventsAfter(
     [operationId, afterId, limit],
   );
   return rows;
-}
-
-export async function setToolboxStatus(
-  db: Queryable,
-  accountId: string,
-  status: ToolboxStatus,
-  extra: { error?: string | null } = {},
-): Promise<void> {
-  await db.query(
-    `update account_tool_environments set status = $2, updated_at = now(),
-       provisioning_error_message = case when $3::boolean then $4 else provisioning_error_message end
-     where account_id = $1`,
-    [accountId, status, "error" in extra, extra.error ?? null],
-  );
 }

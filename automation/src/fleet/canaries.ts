@@ -97,29 +97,43 @@ export async function syncCanaries(deps: CanaryDeps): Promise<CanarySync> {
         ipv6: ipv6 ?? undefined,
         backendUrl: t.backendUrl ?? undefined,
       };
+      // The record changes only when something did (so updated_at means something); its
+      // credentials, kept apart from it (migration 8), whenever the token did.
       await deps.pool.query(
-        `insert into account_tool_environments as e (account_id, user_id, status, stack_name, name,
-           managed_by, operator_stack, operator_toolbox_id, target, dtma_token_hash,
-           tokens_ciphertext, backend_url, do_droplet_id, do_droplet_name, public_ip_address,
-           public_ipv6_address, outputs_json, description)
-         values ($1, $1, 'awaiting_heartbeat', $2, $3, 'operator', $2, $3, $4, $5, $6, $7, $8, $9,
-           $10, $11, $12, $13)
-         on conflict (account_id) do update set
-           dtma_token_previous_hash = case when e.dtma_token_hash is distinct from excluded.dtma_token_hash
-             then e.dtma_token_hash else e.dtma_token_previous_hash end,
+        `with env as (
+           insert into account_tool_environments as e (account_id, user_id, status, stack_name,
+             name, managed_by, operator_stack, operator_toolbox_id, target, backend_url,
+             do_droplet_id, do_droplet_name, public_ip_address, public_ipv6_address, outputs_json,
+             description)
+           values ($1, $1, 'awaiting_heartbeat', $2, $3, 'operator', $2, $3, $4, $7, $8, $9, $10,
+             $11, $12, $13)
+           on conflict (account_id) do update set
+             backend_url = excluded.backend_url, do_droplet_id = excluded.do_droplet_id,
+             do_droplet_name = excluded.do_droplet_name,
+             public_ip_address = excluded.public_ip_address,
+             public_ipv6_address = excluded.public_ipv6_address,
+             outputs_json = excluded.outputs_json, target = excluded.target,
+             status = case when e.status in ('deprovisioned', 'inactive')
+               then 'awaiting_heartbeat'::account_tool_environment_status_enum else e.status end,
+             updated_at = now()
+           where e.managed_by = 'operator' and (e.backend_url is distinct from excluded.backend_url
+             or e.outputs_json is distinct from excluded.outputs_json
+             or e.status in ('deprovisioned', 'inactive'))
+           returning e.id
+         ), target as (
+           select id from env
+           union
+           select id from account_tool_environments where account_id = $1 and managed_by = 'operator'
+         )
+         insert into account_tool_environment_credentials as c
+           (environment_id, dtma_token_hash, tokens_ciphertext)
+         select id, $5, $6 from target
+         on conflict (environment_id) do update set
+           dtma_token_previous_hash = case when c.dtma_token_hash is distinct from excluded.dtma_token_hash
+             then c.dtma_token_hash else c.dtma_token_previous_hash end,
            dtma_token_hash = excluded.dtma_token_hash,
-           tokens_ciphertext = excluded.tokens_ciphertext,
-           backend_url = excluded.backend_url, do_droplet_id = excluded.do_droplet_id,
-           do_droplet_name = excluded.do_droplet_name, public_ip_address = excluded.public_ip_address,
-           public_ipv6_address = excluded.public_ipv6_address, outputs_json = excluded.outputs_json,
-           target = excluded.target,
-           status = case when e.status in ('deprovisioned', 'inactive')
-             then 'awaiting_heartbeat'::account_tool_environment_status_enum else e.status end,
-           updated_at = now()
-         where e.managed_by = 'operator' and (e.dtma_token_hash is distinct from excluded.dtma_token_hash
-           or e.backend_url is distinct from excluded.backend_url
-           or e.outputs_json is distinct from excluded.outputs_json
-           or e.status in ('deprovisioned', 'inactive'))`,
+           tokens_ciphertext = excluded.tokens_ciphertext, updated_at = now()
+         where c.dtma_token_hash is distinct from excluded.dtma_token_hash`,
         [
           accountId,
           stack,
@@ -147,11 +161,16 @@ export async function syncCanaries(deps: CanaryDeps): Promise<CanarySync> {
       out.registered.push(accountId);
     }
     const { rows } = await deps.pool.query<{ account_id: string }>(
-      `update account_tool_environments set status = 'deprovisioned', dtma_token_hash = null,
-         dtma_token_previous_hash = null, tokens_ciphertext = null, updated_at = now()
-       where managed_by = 'operator' and operator_stack = $1
-         and not (operator_toolbox_id = any($2::text[])) and status <> 'deprovisioned'
-       returning account_id::text`,
+      `with retired as (
+         update account_tool_environments set status = 'deprovisioned', updated_at = now()
+         where managed_by = 'operator' and operator_stack = $1
+           and not (operator_toolbox_id = any($2::text[])) and status <> 'deprovisioned'
+         returning id, account_id
+       ), cred as (
+         delete from account_tool_environment_credentials c using retired r
+         where c.environment_id = r.id
+       )
+       select account_id::text from retired`,
       [stack, ids],
     );
     out.retired.push(...rows.map((r) => r.account_id));

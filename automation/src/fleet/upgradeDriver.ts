@@ -268,8 +268,9 @@ async function verify(
        t.previous_backend_setting, e.status::text as toolbox_status, e.last_heartbeat_at,
        coalesce(e.dtma_health_details_json ? 'dtma_image', false) as has_image_field,
        e.dtma_health_details_json->>'dtma_image' as reported_image, e.backend_url,
-       e.tokens_ciphertext, e.outputs_json->>'backendCaCertPem' as backend_ca
+       c.tokens_ciphertext, e.outputs_json->>'backendCaCertPem' as backend_ca
      from fleet_upgrade_targets t join account_tool_environments e on e.id = t.environment_id
+       left join account_tool_environment_credentials c on c.environment_id = e.id
      where t.upgrade_id = $1 and t.state in ('verifying', 'verifying_rollback')`,
     [op.id],
   );

@@ -125,6 +125,8 @@ export type StartedOperation = Pick<OperationRow, "id" | "account_id" | "environ
 interface Attempt {
   op: StartedOperation;
   row: ToolboxRow | undefined;
+  /** The toolbox's tokens, encrypted (absent until it was provisioned). */
+  tokensCiphertext: string | null;
   interrupted: boolean;
 }
 
@@ -149,6 +151,7 @@ async function lockAndStart(
       op_account_id: string;
       op_previous_status: string;
       env_found: boolean;
+      cred_tokens_ciphertext: string | null;
     }
   >(
     `with lock as (
@@ -176,8 +179,10 @@ async function lockAndStart(
      )
      select env.*, lock.ok as locked, op.id as op_id, op.kind as op_kind,
        op.environment_id as op_environment_id, op.account_id as op_account_id,
-       op.previous_status as op_previous_status, env.id is not null as env_found
-     from lock left join op on true left join env on true`,
+       op.previous_status as op_previous_status, env.id is not null as env_found,
+       cred.tokens_ciphertext as cred_tokens_ciphertext
+     from lock left join op on true left join env on true
+       left join account_tool_environment_credentials cred on cred.environment_id = env.id`,
     alreadyLocked ? [job.operationId, workerId] : [job.operationId, workerId, job.accountId],
   );
   const r = rows[0];
@@ -195,6 +200,7 @@ async function lockAndStart(
     attempt: {
       op,
       row: r.env_found ? r : undefined,
+      tokensCiphertext: r.cred_tokens_ciphertext,
       interrupted: r.op_previous_status === "running",
     },
   };
@@ -234,8 +240,8 @@ export async function runOperation(
     }
     locked = true;
     if (!claim.attempt) return;
-    const { op, row, interrupted } = claim.attempt;
-    const scrubber = attemptScrubber(deps, row);
+    const { op, row, tokensCiphertext, interrupted } = claim.attempt;
+    const scrubber = attemptScrubber(deps, op.account_id, tokensCiphertext);
     const events = eventSink(deps, db, op.id, scrubber);
     try {
       if (!row) throw new EngineError(`toolbox for ${op.account_id} vanished`, "permanent");
@@ -284,17 +290,16 @@ export async function runOperation(
  * The attempt's scrubber: the service's secrets and the toolbox's own tokens (known once it was
  * provisioned; a ciphertext that no longer decrypts adds none).
  */
-function attemptScrubber(deps: WorkerDeps, row: ToolboxRow | undefined): SecretScrubber {
-  if (!row?.tokens_ciphertext) return deps.scrubber;
+function attemptScrubber(
+  deps: WorkerDeps,
+  accountId: string,
+  tokensCiphertext: string | null,
+): SecretScrubber {
+  if (!tokensCiphertext) return deps.scrubber;
   try {
-    return deps.scrubber.with(
-      Object.values(deps.cipher.decrypt(row.tokens_ciphertext, row.account_id)),
-    );
+    return deps.scrubber.with(Object.values(deps.cipher.decrypt(tokensCiphertext, accountId)));
   } catch {
-    deps.log.warn(
-      { accountId: row.account_id },
-      "stored tokens do not decrypt; not scrubbing them",
-    );
+    deps.log.warn({ accountId }, "stored tokens do not decrypt; not scrubbing them");
     return deps.scrubber;
   }
 }
@@ -375,12 +380,7 @@ async function execute(
     case "deprovision":
       await deps.engine.destroy(req, events.push);
       engineDone();
-      await finish(db, op, "deprovisioned", {}, await events.drain(), {
-        dtma_token_hash: null,
-        dtma_token_previous_hash: null,
-        tokens_ciphertext: null,
-        outputs_json: null,
-      });
+      await finish(db, op, "deprovisioned", {}, await events.drain(), { outputs_json: null }, null);
       return;
     case "refresh": {
       const report = await deps.engine.refresh(req, events.push);
@@ -418,22 +418,31 @@ async function recordProvisioned(
   };
   // A rotation keeps the toolbox's status: its DTMA beats on with the new token.
   const status = op.kind === "provision" ? "awaiting_heartbeat" : undefined;
-  await finish(db, op, status, { outputs: publicOutputs }, pending, {
-    outputs_json: JSON.stringify(publicOutputs),
-    target: req.config.target,
-    do_droplet_id: out.dropletId && /^\d{1,18}$/.test(out.dropletId) ? out.dropletId : null,
-    do_droplet_name: out.dropletName ?? null,
-    public_ip_address: out.ipv4 && isIP(out.ipv4) ? out.ipv4 : null,
-    public_ipv6_address: out.ipv6 && isIP(out.ipv6) ? out.ipv6 : null,
-    backend_url: out.backendUrl ?? null,
-    dtma_token_hash: sha256Hex(out.dtmaToken),
-    dtma_token_previous_hash: out.dtmaTokenPrevious ? sha256Hex(out.dtmaTokenPrevious) : null,
-    tokens_ciphertext: deps.cipher.encrypt(tokens, op.account_id),
-    provisioning_error_message: null,
-    // What now runs (a trigger keeps the history: which images, since when).
-    deployed_dtma_image: req.config.dtmaImage ?? localImage(req, "dtma"),
-    deployed_backend_image: req.config.backendImage ?? localImage(req, "backend"),
-  });
+  await finish(
+    db,
+    op,
+    status,
+    { outputs: publicOutputs },
+    pending,
+    {
+      outputs_json: JSON.stringify(publicOutputs),
+      target: req.config.target,
+      do_droplet_id: out.dropletId && /^\d{1,18}$/.test(out.dropletId) ? out.dropletId : null,
+      do_droplet_name: out.dropletName ?? null,
+      public_ip_address: out.ipv4 && isIP(out.ipv4) ? out.ipv4 : null,
+      public_ipv6_address: out.ipv6 && isIP(out.ipv6) ? out.ipv6 : null,
+      backend_url: out.backendUrl ?? null,
+      provisioning_error_message: null,
+      // What now runs (a trigger keeps the history: which images, since when).
+      deployed_dtma_image: req.config.dtmaImage ?? localImage(req, "dtma"),
+      deployed_backend_image: req.config.backendImage ?? localImage(req, "backend"),
+    },
+    {
+      dtma_token_hash: sha256Hex(out.dtmaToken),
+      dtma_token_previous_hash: out.dtmaTokenPrevious ? sha256Hex(out.dtmaTokenPrevious) : null,
+      tokens_ciphertext: deps.cipher.encrypt(tokens, op.account_id),
+    },
+  );
 }
 
 /** The local target's default image (the program's), where the service sets none. */
@@ -441,9 +450,17 @@ function localImage(req: StackRequest, role: keyof typeof LOCAL_IMAGES): string 
   return req.config.target === "local" ? LOCAL_IMAGES[role] : null;
 }
 
+/** A toolbox's token material, kept apart from the row its owner reads (migration 8). */
+interface Credentials {
+  dtma_token_hash: string;
+  dtma_token_previous_hash: string | null;
+  tokens_ciphertext: string;
+}
+
 /**
  * Final state of a successful operation in one statement (so one round trip and one commit):
- * toolbox columns and status, the operation's result, the engine's last events and `succeeded`.
+ * toolbox columns and status, its credentials (replaced, or removed when null), the operation's
+ * result, the engine's last events and `succeeded`.
  */
 async function finish(
   db: Queryable,
@@ -452,6 +469,7 @@ async function finish(
   result: unknown,
   pending: EngineEvent[],
   columns: Record<string, string | null> = {},
+  credentials?: Credentials | null,
 ): Promise<void> {
   const events = [...pending, { type: "succeeded", message: `${op.kind} succeeded` }];
   const params: unknown[] = [op.environment_id, op.id, JSON.stringify(result), eventsJson(events)];
@@ -463,13 +481,32 @@ async function finish(
     params.push(status);
     sets.push(`status = $${params.length}`);
   }
-  const envCte =
-    sets.length > 0
-      ? `env as (update account_tool_environments set ${sets.join(", ")}, updated_at = now()
-           where id = $1),`
-      : "";
+  const ctes: string[] = [];
+  if (sets.length > 0) {
+    ctes.push(`env as (update account_tool_environments set ${sets.join(", ")}, updated_at = now()
+      where id = $1)`);
+  }
+  if (credentials === null) {
+    ctes.push(
+      "cred as (delete from account_tool_environment_credentials where environment_id = $1)",
+    );
+  } else if (credentials) {
+    params.push(
+      credentials.dtma_token_hash,
+      credentials.dtma_token_previous_hash,
+      credentials.tokens_ciphertext,
+    );
+    const n = params.length;
+    ctes.push(`cred as (
+      insert into account_tool_environment_credentials
+        (environment_id, dtma_token_hash, dtma_token_previous_hash, tokens_ciphertext)
+      values ($1, $${n - 2}, $${n - 1}, $${n})
+      on conflict (environment_id) do update set dtma_token_hash = excluded.dtma_token_hash,
+        dtma_token_previous_hash = excluded.dtma_token_previous_hash,
+        tokens_ciphertext = excluded.tokens_ciphertext, updated_at = now())`);
+  }
   await db.query(
-    `with ${envCte} op as (
+    `with ${ctes.map((c) => `${c},`).join("\n")} op as (
        update toolbox_operations set status = 'succeeded', result_json = $3, error_message = null,
          finished_at = now(), updated_at = now() where id = $2 and environment_id = $1::uuid
      )

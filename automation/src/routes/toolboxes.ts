@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { authorizeAccount, HttpError, requireService } from "../auth/auth";
-import { getToolbox } from "../db/rows";
+import { getTokensCiphertext, getToolbox } from "../db/rows";
 import type { RequestOutcome } from "../toolboxService";
 import type { AppDeps } from "../app";
 import { operationView, toolboxView } from "./views";
@@ -66,10 +66,10 @@ export function toolboxRoutes(app: FastifyInstance, deps: AppDeps): void {
     const principal = await deps.authenticate(req);
     requireService(principal);
     const { account_id } = parse(accountParams, req.params, "account_id");
-    const row = await getToolbox(deps.pool, account_id);
-    if (!row?.tokens_ciphertext)
+    const ciphertext = await getTokensCiphertext(deps.pool, account_id);
+    if (!ciphertext)
       throw new HttpError(404, "not_found", "this account has no provisioned toolbox");
-    const t = deps.cipher.decrypt(row.tokens_ciphertext, account_id);
+    const t = deps.cipher.decrypt(ciphertext, account_id);
     return {
       dtma_token: t.dtmaToken,
       dtma_token_previous: t.dtmaTokenPrevious,
