@@ -1,11 +1,7 @@
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type FastifyRequest,
-} from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { Pool } from "pg";
-import { authenticate, type Principal, type SessionVerifier } from "./auth/auth";
+import { authenticate, type SessionVerifier } from "./auth/auth";
 import { FailureLimiter } from "./auth/failures";
 import { guard } from "./auth/guard";
 import { isKnownDtmaToken } from "./heartbeat";
@@ -13,6 +9,7 @@ import { clientErrorHandler, errorHandler, frameworkErrors } from "./http/edge";
 import { OperationStreams } from "./events/operationStreams";
 import { jsonBodies } from "./http/jsonBody";
 import type { Metrics } from "./metrics";
+import type { AppDeps } from "./routes/deps";
 import { registerFleetRoutes, type FleetApi } from "./routes/fleet";
 import { operationRoutes } from "./routes/operations";
 import { systemRoutes } from "./routes/system";
@@ -20,25 +17,6 @@ import { toolboxRoutes } from "./routes/toolboxes";
 import type { TokenCipher } from "./secrets/tokenCipher";
 import type { Offer } from "./routes/validation";
 import type { ToolboxService } from "./toolboxService";
-
-export interface AppDeps {
-  pool: Pool;
-  service: ToolboxService;
-  cipher: TokenCipher;
-  metrics: Metrics;
-  heartbeatTimeoutSeconds: number;
-  /** Regions and sizes requests may name. */
-  offer: Offer;
-  /** The caller the guard authenticated (routes declare who may call them in `config.auth`). */
-  authenticate(req: FastifyRequest): Promise<Principal>;
-  ready(): Promise<boolean>;
-  /** How often a polling event stream looks for new events (ms); operations' streams poll only while their LISTEN connection is down. */
-  ssePollMs: number;
-  /** Operations' event streams: woken by NOTIFY, capped per principal. */
-  events: OperationStreams;
-  /** Open event streams, ended on shutdown. */
-  streams: Set<() => void>;
-}
 
 export interface AppOptions {
   pool: Pool;

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { authorizeAccount, HttpError } from "../auth/auth";
 import { getOperation } from "../db/rows";
-import type { AppDeps } from "../app";
+import type { AppDeps } from "./deps";
 import { operationView } from "./views";
 import { operationParams, parse } from "./validation";
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { HttpError, bearerToken } from "../auth/auth";
 import { heartbeatBody, recordHeartbeat } from "../heartbeat";
-import type { AppDeps } from "../app";
+import type { AppDeps } from "./deps";
 import { openApiDocument } from "../openapi";
 import { parse } from "./validation";
 

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import { authorizeAccount, HttpError, requireService } from "../auth/auth";
 import { getTokensCiphertext, getToolbox } from "../db/rows";
 import type { RequestOutcome } from "../toolboxService";
-import type { AppDeps } from "../app";
+import type { AppDeps } from "./deps";
 import { operationView, toolboxView } from "./views";
 import { accountParams, parse, provisionBody } from "./validation";
 
