@@ -1,6 +1,6 @@
 /** The fleet routes in OpenAPI 3.1 (merged into /openapi.json by openapi.ts). */
-import { TARGET_STATES } from "./upgrades";
-import { FINDING_KINDS } from "./reconcile";
+import { FINDING_KINDS } from "./reconcileRequest";
+import { TARGET_STATES } from "./records";
 
 const bearer = [{ bearer: [] }];
 const err = (description: string) => ({

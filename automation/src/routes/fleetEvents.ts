@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Pool } from "pg";
 import { fleetEventsAfter } from "../fleet/events";
-import { getFleetOperation } from "../fleet/upgrades";
+import { getFleetOperation } from "../fleet/records";
 
 export interface StreamDeps {
   pool: Pool;

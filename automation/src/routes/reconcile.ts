@@ -1,7 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { reconcileRequest, startReconciliation } from "../fleet/reconcile";
-import { fleetOperationView, type FleetOperationRow } from "../fleet/upgrades";
+import { startReconciliation } from "../fleet/reconcile";
+import { reconcileRequest } from "../fleet/reconcileRequest";
+import type { FleetOperationRow } from "../fleet/records";
+import { fleetOperationView } from "../fleet/views";
 import { streamFleetEvents } from "./fleetEvents";
 import { fleetAccess, who, type FleetRouteDeps } from "./upgrades";
 import { parse } from "./validation";

@@ -3,19 +3,16 @@ import type { Pool } from "pg";
 import type { PgBoss } from "pg-boss";
 import { z } from "zod";
 import { HttpError, requireService, type Principal } from "../auth/auth";
+import { createUpgrade } from "../fleet/createUpgrade";
 import {
-  controlUpgrade,
-  createUpgrade,
   getFleetOperation,
   TARGET_STATES,
-  targetView,
-  upgradeRequest,
-  upgradeView,
-  type ControlAction,
   type FleetOperationRow,
   type TargetRow,
-  type UpgradeSettings,
-} from "../fleet/upgrades";
+} from "../fleet/records";
+import { controlUpgrade, type ControlAction } from "../fleet/upgradeControls";
+import { upgradeRequest, type UpgradeSettings } from "../fleet/upgradeRequest";
+import { targetView, upgradeView } from "../fleet/views";
 import { streamFleetEvents } from "./fleetEvents";
 import { operationParams, parse, uuid } from "./validation";
 
