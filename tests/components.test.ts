@@ -17,7 +17,7 @@ import {
 } from "../components/containerSpecs";
 import { inboundRules, outboundRules, SMTP_PORT, WORLD } from "../components/firewallRules";
 import { READINESS_SCRIPT } from "../components/readinessGate";
-import { stackConfig } from "../automation/src/engine/automationOptions";
+import { pulumiConfigMap } from "../automation/src/engine/automationOptions";
 import { ACCOUNT_STACK_OUTPUTS, portRangeIncludes } from "@agentopia-toolboxes/contract";
 import { ACCOUNT_CONFIG_KEYS, ACCOUNT_ID_PATTERN, CONFIG_NAMESPACE } from "../program/config";
 import { evaluateProgram, testKeyPair } from "../plan/evaluate";
@@ -308,7 +308,7 @@ describe("account program (what the automation service runs)", function () {
 
   it("reads every key the automation service sets (no key is silently ignored)", function () {
     for (const target of ["digitalocean", "local"] as const) {
-      const map = stackConfig(
+      const map = pulumiConfigMap(
         {
           accountId: "a",
           target,

@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { loadSettings } from "../automation/src/config";
 import type { ToolboxRow } from "../automation/src/db/rows";
-import { stackConfig as serviceStackConfig } from "../automation/src/engine/automationOptions";
-import { stackRequestFor } from "../automation/src/stackConfig";
+import { pulumiConfigMap } from "../automation/src/engine/automationOptions";
+import { stackRequestFor } from "../automation/src/stackRequest";
 import { evaluateStack, testKeyPair, type EvaluatedResource } from "../plan/evaluate";
 import { evaluateConfigForPack } from "../policies/programResources";
 
@@ -46,7 +46,7 @@ describe("an upgrade changes the containers only (account program under mocks)",
     const evaluate = async (r: ToolboxRow) => {
       const req = stackRequestFor(settings, r);
       const config = Object.fromEntries(
-        Object.entries(serviceStackConfig(req.config, "/tmp/agentopia-ssh")).map(([k, v]) => [
+        Object.entries(pulumiConfigMap(req.config, "/tmp/agentopia-ssh")).map(([k, v]) => [
           k.split(":")[1],
           v.value,
         ]),

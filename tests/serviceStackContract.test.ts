@@ -12,8 +12,8 @@ import fc from "fast-check";
 import { ALLOWED_SIZES, dtmaScopeFor, type ToolboxProfile } from "@agentopia-toolboxes/contract";
 import { loadSettings, SettingsError } from "../automation/src/config";
 import type { ToolboxRow } from "../automation/src/db/rows";
-import { stackConfig as serviceStackConfig } from "../automation/src/engine/automationOptions";
-import { stackRequestFor } from "../automation/src/stackConfig";
+import { pulumiConfigMap } from "../automation/src/engine/automationOptions";
+import { stackRequestFor } from "../automation/src/stackRequest";
 import { evaluateStack, testKeyPair } from "../plan/evaluate";
 import { policies } from "../policies/all";
 import { evaluateConfigForPack } from "../policies/programResources";
@@ -47,7 +47,7 @@ async function throughTheChain(env: Record<string, string>, toolbox: ToolboxRow)
   const settings = loadSettings(env);
   const req = stackRequestFor(settings, toolbox);
   const config = Object.fromEntries(
-    Object.entries(serviceStackConfig(req.config, "/tmp/agentopia-ssh")).map(([k, v]) => [
+    Object.entries(pulumiConfigMap(req.config, "/tmp/agentopia-ssh")).map(([k, v]) => [
       k.split(":")[1],
       v.value,
     ]),

@@ -271,7 +271,8 @@ export interface Settings {
   eventStreamsPerUser: number;
   eventStreamsPerService: number;
   pulumi: {
-    backendUrl: string;
+    /** PULUMI_BACKEND_URL: where Pulumi keeps the stacks' state. */
+    stateBackendUrl: string;
     passphrase?: string;
     secretsProvider?: string;
     install: boolean;
@@ -351,7 +352,7 @@ export function loadSettings(env: NodeJS.ProcessEnv): Settings {
     eventStreamsPerUser: e.EVENT_STREAMS_PER_USER,
     eventStreamsPerService: e.EVENT_STREAMS_PER_SERVICE,
     pulumi: {
-      backendUrl: e.PULUMI_BACKEND_URL ?? `file://${path.join(dataDir, "pulumi-state")}`,
+      stateBackendUrl: e.PULUMI_BACKEND_URL ?? `file://${path.join(dataDir, "pulumi-state")}`,
       passphrase: e.PULUMI_CONFIG_PASSPHRASE,
       secretsProvider: e.PULUMI_SECRETS_PROVIDER,
       install: e.PULUMI_INSTALL === "1",

@@ -56,7 +56,7 @@ async function main(settings: Settings): Promise<void> {
   const engine = new AutomationEngine({
     repoRoot: repoRoot(),
     workRoot: path.join(settings.dataDir, "stacks"),
-    backendUrl: settings.pulumi.backendUrl,
+    stateBackendUrl: settings.pulumi.stateBackendUrl,
     passphrase,
     secretsProvider: settings.pulumi.secretsProvider,
     pulumiHome: settings.pulumi.home,
@@ -64,7 +64,7 @@ async function main(settings: Settings): Promise<void> {
     pulumiCommandRoot,
   });
   log.info(
-    { policyPacks: engine.policyPacks, backend: settings.pulumi.backendUrl.split(":")[0] },
+    { policyPacks: engine.policyPacks, backend: settings.pulumi.stateBackendUrl.split(":")[0] },
     "engine ready",
   );
   // The platform's toolboxProfile, where the engine can read it: unset settings are taken from
@@ -91,7 +91,7 @@ async function main(settings: Settings): Promise<void> {
     engineSecrets: [
       settings.sshPrivateKey,
       passphrase,
-      urlPassword(settings.pulumi.backendUrl),
+      urlPassword(settings.pulumi.stateBackendUrl),
       settings.supabase?.jwtSecret,
     ],
     log,

@@ -21,7 +21,7 @@ import type { BackendProbe } from "./fleet/health";
 import { startFleet, type FleetSettings, type RunningFleet } from "./fleet/runner";
 import { MIN_SECRET, SecretScrubber, tooShort, urlPassword, type Secret } from "./secrets/scrubber";
 import { TokenCipher } from "./secrets/tokenCipher";
-import type { StackSettings } from "./stackConfig";
+import type { StackSettings } from "./stackRequest";
 import { ToolboxService } from "./toolboxService";
 
 export interface ServiceOptions {

@@ -6,7 +6,7 @@ import { AutomationEngine, classifyError, outputsFrom } from "../src/engine/auto
 import {
   findOnPath,
   policyPacksFor,
-  stackConfig,
+  pulumiConfigMap,
   updateOptions,
   workspaceOptions,
 } from "../src/engine/automationOptions";
@@ -15,7 +15,7 @@ import { EngineError, type EngineEvent, type StackRequest } from "../src/engine/
 const settings = {
   repoRoot: "/repo",
   workRoot: "/data/stacks",
-  backendUrl: "file:///data/pulumi-state",
+  stateBackendUrl: "file:///data/pulumi-state",
   passphrase: "pass-phrase",
 };
 const request: StackRequest = {
@@ -55,7 +55,7 @@ describe("Automation API engine: what it passes to Pulumi", () => {
   });
 
   it("stack config in the agentopia-toolboxes namespace, holding no secret (it goes on a command line)", () => {
-    const map = stackConfig(request.config, "/srv/stacks/acct-x/ssh");
+    const map = pulumiConfigMap(request.config, "/srv/stacks/acct-x/ssh");
     assert.deepEqual(map, {
       "agentopia-toolboxes:accountId": { value: request.config.accountId },
       "agentopia-toolboxes:target": { value: "digitalocean" },
@@ -67,7 +67,7 @@ describe("Automation API engine: what it passes to Pulumi", () => {
       "agentopia-toolboxes:dtmaImage": { value: "ghcr.io/agentopia/dtma:1" },
       "agentopia-toolboxes:sshStateDir": { value: "/srv/stacks/acct-x/ssh" },
     });
-    const local = stackConfig({ ...request.config, target: "local" }, "/srv/ssh");
+    const local = pulumiConfigMap({ ...request.config, target: "local" }, "/srv/ssh");
     assert.equal(local["agentopia-toolboxes:sshStateDir"], undefined, "no SSH files locally");
   });
 
@@ -166,7 +166,7 @@ describe("Automation API engine: what it passes to Pulumi", () => {
         const engine = new AutomationEngine({
           repoRoot: dir,
           workRoot: path.join(dir, "stacks"),
-          backendUrl: `file://${dir}/state`,
+          stateBackendUrl: `file://${dir}/state`,
           passphrase: "test",
           loadProgram: () =>
             Promise.resolve(() =>

@@ -35,7 +35,7 @@ describe("Automation API engine: list stacks, read outputs, destroy by name (sta
     engine = new AutomationEngine({
       repoRoot: REPO_ROOT,
       workRoot: path.join(dir, "stacks"),
-      backendUrl: `file://${dir}/state`,
+      stateBackendUrl: `file://${dir}/state`,
       passphrase,
     });
   });

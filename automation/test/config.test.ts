@@ -29,7 +29,7 @@ describe("settings", () => {
     assert.equal(s.port, 8080);
     assert.equal(s.databaseUrl, undefined);
     assert.equal(s.serviceToken, undefined);
-    assert.equal(s.pulumi.backendUrl, "file:///var/lib/automation/pulumi-state");
+    assert.equal(s.pulumi.stateBackendUrl, "file:///var/lib/automation/pulumi-state");
     assert.equal(s.target, "local");
     // The local DTMA heartbeats from its container, where the host is host.docker.internal.
     assert.equal(s.publicBaseUrl, "http://host.docker.internal:8080");

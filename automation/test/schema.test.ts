@@ -99,7 +99,7 @@ describe("schema: migrations, Agentopia's enum, row-level security, heartbeat sw
       engine: new AutomationEngine({
         repoRoot: "/nonexistent",
         workRoot: "/tmp/none",
-        backendUrl: "file:///tmp/none",
+        stateBackendUrl: "file:///tmp/none",
       }),
       retryLimit: 3,
     });

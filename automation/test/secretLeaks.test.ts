@@ -96,7 +96,7 @@ describe("secrets never leave the engine (real AutomationEngine, stand-in pulumi
     const engine = new AutomationEngine({
       repoRoot: REPO_ROOT,
       workRoot: path.join(dir, "stacks"),
-      backendUrl: `file://${dir}/state`,
+      stateBackendUrl: `file://${dir}/state`,
       passphrase,
       sshPrivateKey: key,
     });

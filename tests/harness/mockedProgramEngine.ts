@@ -1,7 +1,7 @@
 /**
  * STAND-IN FOR THE PULUMI ENGINE, for the whole-lifecycle test on machines without a Pulumi CLI.
  * It implements the automation service's engine seam and, for each operation on a local-target
- * stack: builds the stack config exactly as the production engine does (`stackConfig`), evaluates
+ * stack: builds the stack config exactly as the production engine does (`pulumiConfigMap`), evaluates
  * the real account program with it under Pulumi's mocks, runs the policy pack over the resources
  * (a violation fails the operation, as `--policy-pack` would), then creates the networks and
  * containers the program declares on the real Docker daemon from their own resource inputs
@@ -22,7 +22,7 @@ import type {
 } from "../../automation/src/engine/types";
 import { EngineError } from "../../automation/src/engine/types";
 import { outputsFrom } from "../../automation/src/engine/automationEngine";
-import { stackConfig } from "../../automation/src/engine/automationOptions";
+import { pulumiConfigMap } from "../../automation/src/engine/automationOptions";
 import { mockImageId, type EvaluatedResource } from "../../plan/evaluate";
 import { policies } from "../../policies/all";
 import { evaluateConfigForPack } from "../../policies/programResources";
@@ -182,7 +182,7 @@ export class MockedProgramOnDockerEngine implements ToolboxEngine {
 
   /** The stack config the production engine would set, keys without their namespace. */
   private config(req: StackRequest, op: string): Record<string, string> {
-    const map = stackConfig(req.config);
+    const map = pulumiConfigMap(req.config);
     const config = Object.fromEntries(
       Object.entries(map).map(([k, v]) => [k.split(":")[1], v.value]),
     );

@@ -11,7 +11,7 @@ import {
   findOnPath,
   policyPacksFor,
   PROJECT_NAME,
-  stackConfig,
+  pulumiConfigMap,
   updateOptions,
   workDirFor,
   workspaceOptions,
@@ -294,7 +294,7 @@ export class AutomationEngine implements ToolboxEngine {
         { ...workspaceOptions(this.opts, req.stackName), pulumiCommand },
       );
       await stack.setAllConfig(
-        stackConfig(req.config, path.join(workDirFor(this.opts, req.stackName), "ssh")),
+        pulumiConfigMap(req.config, path.join(workDirFor(this.opts, req.stackName), "ssh")),
       );
       return await fn(stack);
     } catch (err) {

@@ -13,7 +13,8 @@ export interface AutomationEngineSettings {
   repoRoot: string;
   /** Parent of the per-stack work directories. */
   workRoot: string;
-  backendUrl: string;
+  /** Pulumi's state backend (PULUMI_BACKEND_URL), not a toolbox's gateway URL. */
+  stateBackendUrl: string;
   passphrase?: string;
   secretsProvider?: string;
   pulumiHome?: string;
@@ -34,7 +35,7 @@ export function workDirFor(settings: AutomationEngineSettings, stackName: string
 /** Environment for the CLI: state backend, secrets, and no update checks or interactive prompts. */
 export function engineEnvVars(settings: AutomationEngineSettings): Record<string, string> {
   const env: Record<string, string> = {
-    PULUMI_BACKEND_URL: settings.backendUrl,
+    PULUMI_BACKEND_URL: settings.stateBackendUrl,
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
   };
@@ -53,7 +54,7 @@ export function workspaceOptions(
     projectSettings: {
       name: PROJECT_NAME,
       runtime: "nodejs",
-      backend: { url: settings.backendUrl },
+      backend: { url: settings.stateBackendUrl },
     },
     envVars: engineEnvVars(settings),
   };
@@ -68,7 +69,7 @@ export function workspaceOptions(
  * its errors). On DigitalOcean the SSH key and the pinned known_hosts the Docker provider reads
  * are written under `sshStateDir`, inside the stack's work directory, so they go with the stack.
  */
-export function stackConfig(config: ToolboxStackConfig, sshStateDir?: string): ConfigMap {
+export function pulumiConfigMap(config: ToolboxStackConfig, sshStateDir?: string): ConfigMap {
   const key = (k: string) => `${CONFIG_NAMESPACE}:${k}`;
   const map: ConfigMap = {
     [key("accountId")]: { value: config.accountId },

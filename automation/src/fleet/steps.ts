@@ -1,7 +1,7 @@
 /**
  * A fleet upgrade's steps are operations of their accounts: an `upgrade` or `rollback` row in
  * toolbox_operations and its job on the operations queue, written in the caller's transaction
- * together with the record's images (the account stack reads them: stackConfig.ts). The
+ * together with the record's images (the account stack reads them: stackRequest.ts). The
  * one-open-operation-per-account index and the worker's account lock keep a step from ever
  * overlapping an operation of the account's own.
  */

@@ -15,7 +15,7 @@ import type { EngineEvent, StackRequest, ToolboxEngine, ToolboxOutputs } from ".
 import { EngineError } from "../engine/types";
 import type { SecretScrubber } from "../secrets/scrubber";
 import { sha256Hex, type TokenCipher } from "../secrets/tokenCipher";
-import { stackRequestFor, type StackSettings } from "../stackConfig";
+import { stackRequestFor, type StackSettings } from "../stackRequest";
 import { JobLoop } from "./jobLoop";
 import {
   DEAD_LETTER_QUEUE,
