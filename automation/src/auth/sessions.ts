@@ -10,6 +10,7 @@ import {
   type JWTVerifyOptions,
 } from "jose";
 import { LRUCache } from "lru-cache";
+import { isUuid } from "../ids";
 
 // Supabase sessions, verified where the service stands whenever the key allows (issue 13, item
 // 10; decision 0029). supabase-js's getClaims asked Supabase Auth about every token whose key it
@@ -36,7 +37,6 @@ export interface SupabaseVerifierOptions {
   cacheSize?: number;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ASYMMETRIC = ["ES256", "RS256"];
 /** What a user's session must say: Supabase sets both on every signed-in user's access token. */
 const SESSION_CLAIMS: JWTVerifyOptions = {
@@ -47,7 +47,7 @@ const SESSION_CLAIMS: JWTVerifyOptions = {
 /** The user a session's claims name, or undefined when they are not a signed-in user's. */
 function userOf(claims: JWTPayload & { role?: unknown }): string | undefined {
   const { sub, role } = claims;
-  return typeof sub === "string" && UUID.test(sub) && role === "authenticated"
+  return typeof sub === "string" && isUuid(sub) && role === "authenticated"
     ? sub.toLowerCase()
     : undefined;
 }

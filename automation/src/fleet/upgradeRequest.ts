@@ -6,7 +6,7 @@ import {
   IMAGE_REFERENCE_RULE,
 } from "@agentopia-toolboxes/contract";
 import { z } from "zod";
-import { uuid } from "../routes/validation";
+import { uuid } from "../ids";
 
 /** What the upgrade needs of the service's settings. */
 export interface UpgradeSettings {

@@ -3,7 +3,8 @@ import { z } from "zod";
 import { HttpError, requireService } from "../auth/auth";
 import { reconcileRoutes } from "./reconcile";
 import { upgradeRoutes, type FleetRouteDeps } from "./upgrades";
-import { accountParams, parse, uuid } from "./validation";
+import { uuid } from "../ids";
+import { accountParams, parse } from "./validation";
 
 const serviceOnly = { config: { auth: "service" as const } };
 const versionsQuery = z

@@ -14,7 +14,8 @@ import { controlUpgrade, type ControlAction } from "../fleet/upgradeControls";
 import { upgradeRequest, type UpgradeSettings } from "../fleet/upgradeRequest";
 import { targetView, upgradeView } from "../fleet/views";
 import { streamFleetEvents } from "./fleetEvents";
-import { operationParams, parse, uuid } from "./validation";
+import { uuid } from "../ids";
+import { operationParams, parse } from "./validation";
 
 export interface FleetRouteDeps {
   pool: Pool;

@@ -1,15 +1,7 @@
 import { z } from "zod";
 import { HttpError } from "../auth/auth";
+import { uuid } from "../ids";
 
-/**
- * A UUID in any casing, canonicalised to lowercase where it enters (issue 13, item 6): Postgres
- * returns uuids in lowercase, the stack is named after the id and the token ciphertext is bound to
- * it, so every layer below sees the one spelling.
- */
-export const uuid = z
-  .string()
-  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "must be a UUID")
-  .toLowerCase();
 /** What this environment offers: a request for anything else cannot succeed, so it is a 400. */
 export interface Offer {
   regions: readonly string[];
