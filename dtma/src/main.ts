@@ -1,46 +1,12 @@
-import { readFileSync } from "node:fs";
 import path from "node:path";
+import { runService } from "@agentopia-toolboxes/servicekit/service";
 import { createApp } from "./app";
-import { ConfigError, loadConfig } from "./config";
+import { loadConfig } from "./config";
 import { createLogger } from "./log";
 
-function main(): void {
-  let config;
-  try {
-    config = loadConfig(process.env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`${err.message}\n`);
-    process.exit(1);
-  }
-  const log = createLogger(config.logLevel);
-  const pkg = JSON.parse(readFileSync(path.join(__dirname, "..", "package.json"), "utf8")) as {
-    version: string;
-  };
-  const app = createApp({ config, log, version: pkg.version });
-
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, "shutting down");
-    const force = setTimeout(() => process.exit(1), 15_000);
-    force.unref();
-    app.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
-
-  app.start().catch((err: unknown) => {
-    log.fatal({ err }, "could not start");
-    process.exit(1);
-  });
-}
-
-main();
+runService({
+  packageDir: path.join(__dirname, ".."),
+  loadConfig,
+  createLogger: (config) => createLogger(config.logLevel),
+  createApp,
+});
