@@ -1,47 +1,41 @@
-import {
-  Counter,
-  Histogram,
-  HttpMetrics,
-  processGauges,
-  renderGauges,
-  type GaugeValues,
-} from "@agentopia-toolboxes/servicekit/metrics";
+import { Counter, Histogram, ServiceMetrics } from "@agentopia-toolboxes/servicekit/metrics";
 import type { GatewayMetrics } from "./mcp/deps";
 
 const TOOL_CALL_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** The backend's series (Prometheus text, servicekit's writer): HTTP, the gateway, tool calls. */
-export class Metrics implements GatewayMetrics {
-  readonly http = new HttpMetrics("backend");
-  private readonly toolCalls = new Counter(
-    "backend_tool_calls_total",
-    "tools/call through the gateway, by server and outcome.",
+export class Metrics extends ServiceMetrics implements GatewayMetrics {
+  private readonly toolCalls = this.series(
+    new Counter(
+      "backend_tool_calls_total",
+      "tools/call through the gateway, by server and outcome.",
+    ),
   );
-  private readonly toolCallDuration = new Histogram(
-    "backend_tool_call_duration_seconds",
-    "tools/call duration through the gateway, by server.",
-    TOOL_CALL_BUCKETS,
+  private readonly toolCallDuration = this.series(
+    new Histogram(
+      "backend_tool_call_duration_seconds",
+      "tools/call duration through the gateway, by server.",
+      TOOL_CALL_BUCKETS,
+    ),
   );
-  private readonly mcpRequests = new Counter(
-    "backend_mcp_requests_total",
-    "MCP requests through the gateway, by server, method and outcome.",
+  private readonly mcpRequests = this.series(
+    new Counter(
+      "backend_mcp_requests_total",
+      "MCP requests through the gateway, by server, method and outcome.",
+    ),
   );
-  private readonly sessions = new Counter(
-    "backend_mcp_sessions_total",
-    "MCP sessions opened and closed, by server, event and reason.",
+  private readonly sessions = this.series(
+    new Counter(
+      "backend_mcp_sessions_total",
+      "MCP sessions opened and closed, by server, event and reason.",
+    ),
   );
-  private readonly rateLimitedCounter = new Counter(
-    "backend_rate_limited_total",
-    "Requests refused by the per-token rate limit.",
+  private readonly rateLimitedCounter = this.series(
+    new Counter("backend_rate_limited_total", "Requests refused by the per-token rate limit."),
   );
-  private gauges: () => GaugeValues[] = () => [];
 
-  recordRequest(method: string, route: string, status: number, seconds: number): void {
-    this.http.recordRequest(method, route, status, seconds);
-  }
-
-  authFailure(reason: string): void {
-    this.http.authFailure(reason);
+  constructor() {
+    super("backend");
   }
 
   toolCall(server: string, outcome: string, seconds: number): void {
@@ -63,22 +57,5 @@ export class Metrics implements GatewayMetrics {
 
   rateLimited(): void {
     this.rateLimitedCounter.inc();
-  }
-
-  /** Gauges read at scrape time (sessions open, lanes by state). */
-  setGaugeSource(source: () => GaugeValues[]): void {
-    this.gauges = source;
-  }
-
-  render(): string {
-    return (
-      renderGauges([...processGauges(), ...this.gauges()]) +
-      this.http.render() +
-      this.toolCalls.render() +
-      this.toolCallDuration.render() +
-      this.mcpRequests.render() +
-      this.sessions.render() +
-      this.rateLimitedCounter.render()
-    );
   }
 }

@@ -189,3 +189,43 @@ export class HttpMetrics {
     return this.requests.render() + this.duration.render() + this.authFailures.render();
   }
 }
+
+/**
+ * A service's series: its process's memory, the gauges read at scrape time, its HTTP requests
+ * and refused callers (what the HTTP server records), then the series the service adds with
+ * `series()`, in the order it adds them.
+ */
+export class ServiceMetrics {
+  readonly http: HttpMetrics;
+  private readonly own: Metric[] = [];
+  private gauges: () => GaugeValues[] = () => [];
+
+  constructor(prefix: string) {
+    this.http = new HttpMetrics(prefix);
+  }
+
+  recordRequest(method: string, route: string, status: number, seconds: number): void {
+    this.http.recordRequest(method, route, status, seconds);
+  }
+
+  authFailure(reason: string): void {
+    this.http.authFailure(reason);
+  }
+
+  /** Gauges read at scrape time (e.g. from the latest status sample). */
+  setGaugeSource(source: () => GaugeValues[]): void {
+    this.gauges = source;
+  }
+
+  render(): string {
+    let out = renderGauges([...processGauges(), ...this.gauges()]) + this.http.render();
+    for (const m of this.own) out += m.render();
+    return out;
+  }
+
+  /** Adds one of the service's own series (rendered after the HTTP ones). */
+  protected series<M extends Metric>(metric: M): M {
+    this.own.push(metric);
+    return metric;
+  }
+}

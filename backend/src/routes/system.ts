@@ -1,6 +1,6 @@
 import type { Status as DtmaStatus } from "@agentopia-toolboxes/dtma/api";
 import { DtmaError, DtmaUnavailable, type DtmaClient } from "@agentopia-toolboxes/dtma/client";
-import { preparedReply, type Route } from "@agentopia-toolboxes/servicekit/http";
+import { metricsRoute, preparedReply, type Route } from "@agentopia-toolboxes/servicekit/http";
 import type { Metrics } from "../metrics";
 import type { ServerRegistry } from "../servers/registry";
 
@@ -83,15 +83,7 @@ export function systemRoutes(deps: SystemRouteDeps): Route[] {
         };
       },
     },
-    {
-      method: "GET",
-      path: "/metrics",
-      handler: () => ({
-        status: 200,
-        body: deps.metrics.render(),
-        contentType: "text/plain; version=0.0.4; charset=utf-8",
-      }),
-    },
+    metricsRoute(deps.metrics),
     {
       method: "GET",
       path: "/openapi.json",

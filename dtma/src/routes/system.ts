@@ -1,5 +1,10 @@
 import type { Metrics } from "../metrics";
-import { preparedReply, type Reply, type Route } from "@agentopia-toolboxes/servicekit/http";
+import {
+  metricsRoute,
+  preparedReply,
+  type Reply,
+  type Route,
+} from "@agentopia-toolboxes/servicekit/http";
 import type { DockerProbe } from "../status/dockerProbe";
 import type { StatusSampler } from "../status/sampler";
 
@@ -31,14 +36,6 @@ export function systemRoutes(deps: {
       // Built once per background sample (body, Content-Length, ETag); If-None-Match gets a 304.
       handler: () => deps.sampler.reply,
     },
-    {
-      method: "GET",
-      path: "/metrics",
-      handler: () => ({
-        status: 200,
-        body: deps.metrics.render(),
-        contentType: "text/plain; version=0.0.4; charset=utf-8",
-      }),
-    },
+    metricsRoute(deps.metrics),
   ];
 }

@@ -1,5 +1,6 @@
 export { TokenVerifier, type AuthResult } from "./auth";
 export { HttpError, MethodNotAllowed, type ErrorBody } from "./errors";
+export { metricsRoute } from "./metricsRoute";
 export { parseTarget, type Target } from "./target";
 export {
   preparedReply,
