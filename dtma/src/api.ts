@@ -1,7 +1,7 @@
 // The DTMA's HTTP API types (snake_case, like the rest of Agentopia). Shared by the server,
 // the typed client and the services that import the client.
 
-import type { InstallationStatus } from "@agentopia-toolboxes/contract/status";
+import type { DockerState, InstallationStatus } from "@agentopia-toolboxes/contract/status";
 
 /** A tool name is a DNS label: it becomes part of a container name and a network alias. */
 export const TOOL_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -59,8 +59,8 @@ export interface ToolSpec {
   run_as_root?: boolean;
 }
 
-export type ToolState =
-  "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead";
+/** The tool container's Docker state (`State.Status`). */
+export type ToolState = DockerState;
 
 export type ToolHealth = "healthy" | "unhealthy" | "starting" | "none";
 

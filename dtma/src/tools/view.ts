@@ -1,3 +1,4 @@
+import { isDockerState } from "@agentopia-toolboxes/contract/status";
 import type { Isolation, Tool, ToolHealth, ToolState, Transport } from "../api";
 import type { ContainerInspect } from "../docker/engine";
 import { LABEL } from "./labels";
@@ -5,15 +6,6 @@ import { DEFAULT_LANES } from "./spec";
 
 // Rebuilds a tool's public view from its container alone (labels + inspect), never from memory.
 
-const STATES: ToolState[] = [
-  "created",
-  "running",
-  "paused",
-  "restarting",
-  "removing",
-  "exited",
-  "dead",
-];
 const HEALTH: ToolHealth[] = ["healthy", "unhealthy", "starting"];
 
 export function toolFromContainer(c: ContainerInspect, now = Date.now()): Tool {
@@ -24,9 +16,7 @@ export function toolFromContainer(c: ContainerInspect, now = Date.now()): Tool {
   // Containers deployed before these labels existed are shared, with the default lanes.
   const isolation: Isolation = labels[LABEL.isolation] === "per_session" ? "per_session" : "shared";
   const maxLanes = Number(labels[LABEL.maxLanes] ?? NaN);
-  const state = (STATES as string[]).includes(c.State.Status)
-    ? (c.State.Status as ToolState)
-    : "dead";
+  const state: ToolState = isDockerState(c.State.Status) ? c.State.Status : "dead";
   const rawHealth = c.State.Health?.Status ?? "none";
   const health = (HEALTH as string[]).includes(rawHealth) ? (rawHealth as ToolHealth) : "none";
   const startedMs = Date.parse(c.State.StartedAt);
