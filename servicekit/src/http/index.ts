@@ -11,15 +11,7 @@ export {
   type RouteAuth,
   type UpgradeContext,
 } from "./router";
-export {
-  BODY_LIMIT_BYTES,
-  createHttpServer,
-  errorReply,
-  readJson,
-  refused,
-  refuseUpgrade,
-  send,
-  type RequestMetrics,
-  type ServerDeps,
-  type TlsMaterial,
-} from "./server";
+export { BODY_LIMIT_BYTES, readJson } from "./body";
+export { errorReply, refuseUpgrade, send } from "./reply";
+export { createHttpServer, refused, type RequestMetrics, type ServerDeps } from "./server";
+export type { TlsMaterial } from "./tls";

@@ -1,13 +1,17 @@
+// The HTTP(S) server both services run: a route is found (the hot path without parsing the URL),
+// the caller authenticated before the handler, the body read, the reply written, every request
+// counted and every failure logged; HTTP upgrades go to the routes that take them.
 import http from "node:http";
 import type https from "node:https";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { AuthResult } from "./auth";
+import { BODY_LIMIT_BYTES, readJson } from "./body";
 import { HttpError, MethodNotAllowed } from "./errors";
+import { errorReply, refuseUpgrade, send } from "./reply";
 import type { Reply, RequestContext, Router } from "./router";
 import { parseTarget, type Target } from "./target";
-
-export const BODY_LIMIT_BYTES = 128 * 1024;
+import { tlsServerOptions, type TlsMaterial } from "./tls";
 
 /** What the server needs of a service's metrics. */
 export interface RequestMetrics {
@@ -24,27 +28,6 @@ export interface ServerDeps {
   bodyLimitBytes?: number;
 }
 
-const JSON_TYPE = "application/json; charset=utf-8";
-
-/** A certificate (chain) and its private key, PEM: the server then speaks only TLS. */
-export interface TlsMaterial {
-  cert: string;
-  key: string;
-}
-
-/**
- * TLS 1.2 and 1.3 only; for 1.2 only forward-secret AEAD suites (TLS 1.3's are all AEAD and keep
- * Node's defaults).
- */
-const TLS12_CIPHERS = [
-  "ECDHE-ECDSA-AES128-GCM-SHA256",
-  "ECDHE-RSA-AES128-GCM-SHA256",
-  "ECDHE-ECDSA-AES256-GCM-SHA384",
-  "ECDHE-RSA-AES256-GCM-SHA384",
-  "ECDHE-ECDSA-CHACHA20-POLY1305",
-  "ECDHE-RSA-CHACHA20-POLY1305",
-].join(":");
-
 export function createHttpServer(deps: ServerDeps, tls?: TlsMaterial): http.Server {
   const options: http.ServerOptions = {
     // Only requests meant for an upgrade route are upgrades; any other `Upgrade` header (h2c, a
@@ -56,14 +39,7 @@ export function createHttpServer(deps: ServerDeps, tls?: TlsMaterial): http.Serv
   const server: http.Server = tls
     ? // eslint-disable-next-line @typescript-eslint/no-require-imports
       (require("node:https") as typeof https).createServer(
-        {
-          ...options,
-          cert: tls.cert,
-          key: tls.key,
-          minVersion: "TLSv1.2",
-          ciphers: `${TLS12_CIPHERS}:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256`,
-          honorCipherOrder: true,
-        },
+        { ...options, ...tlsServerOptions(tls) },
         handler,
       )
     : http.createServer(options, handler);
@@ -268,48 +244,6 @@ export function refused(
   return new HttpError(401, "unauthorized", `bearer token ${reason}`);
 }
 
-/** Reads a JSON body of at most `limit` bytes (413 above it, 415 when not JSON, 400 when malformed). */
-export function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
-  const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > limit) {
-    req.resume();
-    return Promise.reject(tooLarge(limit));
-  }
-  const type = req.headers["content-type"] ?? "";
-  if (!/^application\/json\s*(;|$)/i.test(type)) {
-    req.resume();
-    return Promise.reject(
-      new HttpError(415, "unsupported_media_type", "the body must be application/json", "body"),
-    );
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners("data");
-        req.resume();
-        reject(tooLarge(limit));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => {
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")));
-      } catch {
-        reject(new HttpError(400, "invalid_json", "the body is not valid JSON", "body"));
-      }
-    });
-    req.on("error", reject);
-  });
-}
-
-function tooLarge(limit: number): HttpError {
-  return new HttpError(413, "body_too_large", `the body exceeds ${limit} bytes`, "body");
-}
-
 async function handleUpgrade(
   deps: ServerDeps,
   req: http.IncomingMessage,
@@ -340,67 +274,4 @@ async function handleUpgrade(
     deps.log.info({ method, route: routeLabel, status: String(reply.status) }, "upgrade refused");
     refuseUpgrade(socket, reply);
   }
-}
-
-/** Answers a refused upgrade on the raw socket (nothing else was written to it) and closes it. */
-export function refuseUpgrade(socket: Duplex, reply: Reply): void {
-  if (socket.destroyed) return;
-  const payload = JSON.stringify(reply.body ?? {});
-  let extra = "";
-  for (const [k, v] of Object.entries(reply.extraHeaders ?? {}))
-    if (k !== "connection") extra += `${k}: ${v}\r\n`;
-  socket.end(
-    `HTTP/1.1 ${reply.status} ${http.STATUS_CODES[reply.status] ?? "Error"}\r\n` +
-      `content-type: ${JSON_TYPE}\r\ncontent-length: ${Buffer.byteLength(payload)}\r\n` +
-      `cache-control: no-store\r\n${extra}connection: close\r\n\r\n${payload}`,
-  );
-}
-
-export function errorReply(log: Logger, err: unknown, method: string, route: string): Reply {
-  if (err instanceof HttpError) {
-    return {
-      status: err.status,
-      body: err.toJSON(),
-      ...(err.headers ? { extraHeaders: err.headers } : {}),
-    };
-  }
-  log.error({ err, method, route }, "request failed");
-  return { status: 500, body: { error: "internal", message: "internal error (logged)" } };
-}
-
-/** Writes the reply; returns the status sent (304 when the client already has the body). */
-export function send(req: http.IncomingMessage, res: http.ServerResponse, reply: Reply): number {
-  if (res.headersSent || res.destroyed) return reply.status;
-  if (reply.headers) {
-    const ifNoneMatch = req.headers["if-none-match"];
-    if (reply.etag && ifNoneMatch && matchesEtag(ifNoneMatch, reply.etag)) {
-      res.writeHead(304, { etag: reply.etag, "cache-control": "no-store" }).end();
-      return 304;
-    }
-    res.writeHead(reply.status, reply.headers);
-    res.end(reply.body as string);
-    return reply.status;
-  }
-  if (reply.body === undefined) {
-    res.writeHead(reply.status, reply.extraHeaders).end();
-    return reply.status;
-  }
-  const raw = Buffer.isBuffer(reply.body) || typeof reply.body === "string";
-  const payload = raw ? (reply.body as Buffer | string) : JSON.stringify(reply.body);
-  res.writeHead(reply.status, {
-    ...reply.extraHeaders,
-    "content-type": reply.contentType ?? JSON_TYPE,
-    "content-length": Buffer.byteLength(payload),
-    "cache-control": "no-store",
-  });
-  res.end(payload);
-  return reply.status;
-}
-
-/** If-None-Match: `*` or a list of entity tags; weak ones compare by their opaque part. */
-function matchesEtag(header: string, etag: string): boolean {
-  return header.split(",").some((t) => {
-    const tag = t.trim();
-    return tag === "*" || tag === etag || tag === `W/${etag}`;
-  });
 }
