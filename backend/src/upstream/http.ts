@@ -6,9 +6,9 @@
 // A connection failure closes the lane as unreachable; a call never hangs.
 import http from "node:http";
 import https from "node:https";
-import type { CommonLaneOptions, LaneTransport, OutgoingResponse, UpstreamLane } from "./core";
 import { LaneCore } from "./core";
-import { errorOutcome, isObject, outcomeOf, parseJson, classify } from "./jsonrpc";
+import type { CommonLaneOptions, LaneTransport, OutgoingResponse, UpstreamLane } from "./transport";
+import { bounded, classify, errorOutcome, isObject, outcomeOf, parseJson } from "./jsonrpc";
 import { SseParser } from "./sse";
 import type { CallOutcome, JsonRpcNotification, JsonRpcRequest } from "./types";
 import { ErrorCodes } from "./types";
@@ -73,10 +73,6 @@ function readBody(
   res.on("end", () => finish(Buffer.concat(parts), true));
   res.on("close", () => finish(Buffer.concat(parts), false));
   res.on("error", () => undefined);
-}
-
-function bounded(text: string, max = 200): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /** The answer a call gets for an HTTP error status: the server's JSON-RPC error if it sent one. */

@@ -24,6 +24,11 @@ export type Incoming =
   | { kind: "response"; message: JsonRpcResponse }
   | { kind: "invalid" };
 
+/** A server's text cut short, as it goes into an error message of the gateway's. */
+export function bounded(text: string, max = 200): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
 export function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }

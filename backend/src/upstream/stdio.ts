@@ -3,8 +3,8 @@
 // gateway initializes the server itself (or adopts the result of an earlier lane on the same
 // process). Writes wait for `drain`, and the lane refuses new calls once too much is queued.
 import type { Duplex } from "node:stream";
-import type { CommonLaneOptions, LaneTransport, OutgoingResponse, UpstreamLane } from "./core";
 import { LaneCore } from "./core";
+import type { CommonLaneOptions, LaneTransport, OutgoingResponse, UpstreamLane } from "./transport";
 import { LineDecoder } from "./framing";
 import { errorOutcome, findResponseId, parseJson } from "./jsonrpc";
 import type { InitializeResult, JsonRpcNotification, JsonRpcRequest } from "./types";

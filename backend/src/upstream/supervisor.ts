@@ -6,7 +6,7 @@
 // counted and closed on `shutdown`.
 import type { Logger } from "pino";
 import type { Lane, LaneState, LaneSupervisor, SupervisorView } from "./types";
-import { timerMs } from "./core";
+import { timerMs } from "./timers";
 import { UpstreamUnavailable } from "./types";
 
 /** Time, injectable so that tests move it by hand. */
