@@ -7,13 +7,9 @@
 import { stackNameFor, type AccountStackOutput } from "@agentopia-toolboxes/contract";
 import * as pulumi from "@pulumi/pulumi";
 import { AccountToolbox } from "../components/accountToolbox";
-import {
-  checkAgainstProfile,
-  parseAccountConfig,
-  pulumiConfigSource,
-  type AccountConfig,
-  type AccountSecrets,
-} from "./config";
+import { parseAccountConfig, type AccountConfig, type AccountSecrets } from "./accountConfig";
+import { pulumiConfigSource } from "./configSource";
+import { checkAgainstProfile } from "./toolboxProfile";
 
 /** The contract's output names (ACCOUNT_STACK_OUTPUTS); the droplet's only where there is one. */
 export type AccountStackOutputs = Partial<Record<AccountStackOutput, pulumi.Output<unknown>>>;

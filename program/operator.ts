@@ -7,12 +7,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { AccountToolbox } from "../components/accountToolbox";
 import { ToolboxPlatform } from "../components/platform";
 import type { ToolboxProfile } from "@agentopia-toolboxes/contract";
-import {
-  parseOperatorConfig,
-  pulumiConfigSource,
-  toolboxProfileOf,
-  type OperatorConfig,
-} from "./config";
+import { pulumiConfigSource } from "./configSource";
+import { parseOperatorConfig, type OperatorConfig } from "./operatorConfig";
+import { toolboxProfileOf } from "./toolboxProfile";
 
 export interface OperatorOutputs {
   environment: string;

@@ -19,7 +19,8 @@ import { inboundRules, outboundRules, SMTP_PORT, WORLD } from "../components/fir
 import { READINESS_SCRIPT } from "../components/readinessGate";
 import { pulumiConfigMap } from "../automation/src/engine/automationOptions";
 import { ACCOUNT_STACK_OUTPUTS, portRangeIncludes } from "@agentopia-toolboxes/contract";
-import { ACCOUNT_CONFIG_KEYS, ACCOUNT_ID_PATTERN, CONFIG_NAMESPACE } from "../program/config";
+import { ACCOUNT_ID_PATTERN, CONFIG_NAMESPACE } from "@agentopia-toolboxes/contract";
+import { ACCOUNT_CONFIG_KEYS } from "../program/accountConfig";
 import { evaluateProgram, testKeyPair } from "../plan/evaluate";
 
 const accountId = fc.stringMatching(ACCOUNT_ID_PATTERN);
@@ -211,7 +212,7 @@ describe("AccountToolbox contracts under mocks", function () {
   });
 });
 
-/** A platform's profile as the operator program exports it (program/config.ts). */
+/** A platform's profile as the operator program exports it (program/toolboxProfile.ts). */
 const PROFILE = {
   sizes: ["s-1vcpu-512mb-10gb"],
   dropletImage: "ubuntu-24-04-x64",

@@ -2,12 +2,9 @@
  * Configuration: each invalid key fails with its own message naming the key and what is allowed.
  */
 import assert from "node:assert/strict";
-import {
-  ConfigError,
-  parseAccountConfig,
-  parseOperatorConfig,
-  type ConfigSource,
-} from "../program/config";
+import { parseAccountConfig } from "../program/accountConfig";
+import { ConfigError, type ConfigSource } from "../program/configSource";
+import { parseOperatorConfig } from "../program/operatorConfig";
 import {
   committedStackConfig,
   evaluateProgram,
