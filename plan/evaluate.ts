@@ -7,14 +7,12 @@
  * of them were secrets, its parent, its explicit dependencies and its provider.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { createHash } from "node:crypto";
-import { mockCertificates } from "./certificates";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { CONFIG_NAMESPACE, PROJECT_NAME } from "@agentopia-toolboxes/contract";
+import { computedState, mockId } from "./mockState";
+import { testKeyPair } from "./testKeys";
 
 const ROOT = join(__dirname, "..");
 
@@ -60,11 +58,6 @@ export interface EvaluateOptions {
   ) => Record<string, unknown> | undefined;
 }
 
-/** The image id the mocks give a RemoteImage of `name` (what containers' `image` input holds). */
-export function mockImageId(name: string): string {
-  return `sha256:${createHash("sha256").update(name).digest("hex")}`;
-}
-
 /** Stack config from `Pulumi.<stack>.yaml`, as the strings Pulumi hands to a program. */
 export function committedStackConfig(stack: string): Record<string, string> {
   const file = join(ROOT, `Pulumi.${stack}.yaml`);
@@ -74,118 +67,6 @@ export function committedStackConfig(stack: string): Record<string, string> {
     out[key] = typeof value === "string" ? value : JSON.stringify(value);
   }
   return out;
-}
-
-const keyPairs = new Map<string, { privateKey: string; publicKey: string }>();
-
-/**
- * A real ED25519 key pair in OpenSSH format (the cloud-init renderer validates its inputs),
- * one per purpose and process: "automation" stands for the operator's key, "host" for every
- * droplet's generated host key.
- */
-export function testKeyPair(purpose: "automation" | "host" = "automation"): {
-  privateKey: string;
-  publicKey: string;
-} {
-  let pair = keyPairs.get(purpose);
-  if (!pair) {
-    const dir = mkdtempSync(join(tmpdir(), "agentopia-keys-"));
-    try {
-      const file = join(dir, "key");
-      execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", purpose, "-f", file]);
-      pair = {
-        privateKey: readFileSync(file, "utf8"),
-        publicKey: readFileSync(`${file}.pub`, "utf8").trim(),
-      };
-      keyPairs.set(purpose, pair);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
-  return pair;
-}
-
-/** Deterministic stand-in for a random value: the same resource and keepers give the same token. */
-function stableToken(seed: string, length: number): string {
-  let out = "";
-  for (let i = 0; out.length < length; i++) {
-    out += createHash("sha256")
-      .update(`${seed}#${i}`)
-      .digest("base64")
-      .replace(/[^A-Za-z0-9]/g, "");
-  }
-  return out.slice(0, length);
-}
-
-/** A fixed start (evaluations stay deterministic) and the end the inputs ask for. */
-function validity(inputs: Record<string, unknown>) {
-  const start = Date.parse("2026-01-01T00:00:00Z");
-  const hours = Number(inputs.validityPeriodHours ?? 0);
-  return {
-    validityStartTime: new Date(start).toISOString(),
-    validityEndTime: new Date(start + hours * 3_600_000).toISOString(),
-  };
-}
-
-/** Outputs the providers would compute, so dependent inputs resolve to realistic values. */
-function computedState(args: pulumi.runtime.MockResourceArgs, id: string): Record<string, unknown> {
-  const inputs = args.inputs as Record<string, unknown>;
-  switch (args.type) {
-    case "digitalocean:index/droplet:Droplet":
-      return {
-        ipv4Address: "203.0.113.10",
-        ipv6Address: "2001:db8::10",
-        dropletUrn: `do:droplet:${id}`,
-      };
-    case "digitalocean:index/reservedIp:ReservedIp":
-      return { ipAddress: "203.0.113.200", reservedIpUrn: `do:floatingip:${id}` };
-    case "digitalocean:index/sshKey:SshKey":
-      return { fingerprint: "a1:b2:c3:d4:e5:f6:07:18:29:3a:4b:5c:6d:7e:8f:90" };
-    case "digitalocean:index/dnsRecord:DnsRecord":
-      return { fqdn: `${String(inputs.name)}.${String(inputs.domain)}` };
-    case "random:index/randomPassword:RandomPassword":
-      return {
-        result: stableToken(
-          `${args.name}:${JSON.stringify(inputs.keepers ?? {})}`,
-          Number(inputs.length),
-        ),
-      };
-    case "tls:index/privateKey:PrivateKey": {
-      if (inputs.algorithm !== "ED25519") {
-        // The CA's and backends' keys: PEM, as the provider gives them.
-        return { privateKeyPem: mockCertificates().key, publicKeyPem: "" };
-      }
-      const pair = testKeyPair("host");
-      return { privateKeyOpenssh: pair.privateKey, publicKeyOpenssh: `${pair.publicKey}\n` };
-    }
-    case "tls:index/selfSignedCert:SelfSignedCert":
-      return { certPem: mockCertificates().ca, ...validity(inputs) };
-    case "tls:index/certRequest:CertRequest":
-      return {
-        certRequestPem:
-          "-----BEGIN CERTIFICATE REQUEST-----\n(mock)\n-----END CERTIFICATE REQUEST-----\n",
-      };
-    case "tls:index/locallySignedCert:LocallySignedCert":
-      // A new certificate for new inputs, as the provider issues one when it replaces it (a
-      // renewal); what the program does with it does not parse it.
-      return {
-        certPem: `-----BEGIN CERTIFICATE-----\n${createHash("sha256").update(JSON.stringify(inputs)).digest("base64")}\n-----END CERTIFICATE-----\n`,
-        readyForRenewal: false,
-        ...validity(inputs),
-      };
-    case "docker:index/container:Container": {
-      // Docker chooses an external port when none is given (≥ 32768), as the provider reports.
-      const ports = (inputs.ports ?? []) as { internal: number; external?: number }[];
-      const chosen =
-        32768 +
-        (parseInt(createHash("sha256").update(args.name).digest("hex").slice(0, 4), 16) % 28000);
-      return { ports: ports.map((p) => ({ ...p, external: p.external ?? chosen })) };
-    }
-    case "docker:index/remoteImage:RemoteImage":
-      return { imageId: mockImageId(String(inputs.name)) };
-    default:
-      return {};
-  }
 }
 
 /** Unwraps Pulumi's secret envelopes, recording where they were. */
@@ -238,11 +119,7 @@ export async function evaluateProgram(
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
-        // Droplet ids are numbers (firewalls and reserved IPs take them as such).
-        const id =
-          args.type === "digitalocean:index/droplet:Droplet"
-            ? String(parseInt(createHash("sha256").update(args.name).digest("hex").slice(0, 8), 16))
-            : `${args.name}-id`;
+        const id = mockId(args.type, args.name);
         if (args.type === "pulumi:pulumi:StackReference") {
           // Its `name` is what the pack reads (the platform an account stack belongs to).
           registered.set(`${args.type}::${args.name}`, {

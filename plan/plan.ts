@@ -16,7 +16,8 @@ import { policies } from "../policies/all";
 import { evaluateForPack } from "../policies/programResources";
 import { runPack, type PackRun } from "../policies/runPack";
 import { isUnderSecret, plaintextSecrets, type Exposure } from "../policies/secretInputs";
-import { testKeyPair, type EvaluateOptions } from "./evaluate";
+import type { EvaluateOptions } from "./evaluate";
+import { testKeyPair } from "./testKeys";
 
 export const SECRET = "[secret]";
 export const UNKNOWN = "[unknown]";

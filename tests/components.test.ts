@@ -21,7 +21,8 @@ import { pulumiConfigMap } from "../automation/src/engine/automationOptions";
 import { ACCOUNT_STACK_OUTPUTS, portRangeIncludes } from "@agentopia-toolboxes/contract";
 import { ACCOUNT_ID_PATTERN, CONFIG_NAMESPACE } from "@agentopia-toolboxes/contract";
 import { ACCOUNT_CONFIG_KEYS } from "../program/accountConfig";
-import { evaluateProgram, testKeyPair } from "../plan/evaluate";
+import { evaluateProgram } from "../plan/evaluate";
+import { testKeyPair } from "../plan/testKeys";
 
 const accountId = fc.stringMatching(ACCOUNT_ID_PATTERN);
 const ipv4Cidr = fc

@@ -5,12 +5,8 @@ import assert from "node:assert/strict";
 import { parseAccountConfig } from "../program/accountConfig";
 import { ConfigError, type ConfigSource } from "../program/configSource";
 import { parseOperatorConfig } from "../program/operatorConfig";
-import {
-  committedStackConfig,
-  evaluateProgram,
-  evaluateStack,
-  testKeyPair,
-} from "../plan/evaluate";
+import { committedStackConfig, evaluateProgram, evaluateStack } from "../plan/evaluate";
+import { testKeyPair } from "../plan/testKeys";
 
 const NS = "agentopia-toolboxes";
 

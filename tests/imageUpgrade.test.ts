@@ -11,7 +11,8 @@ import { loadSettings } from "../automation/src/config";
 import type { ToolboxRow } from "../automation/src/db/rows";
 import { pulumiConfigMap } from "../automation/src/engine/automationOptions";
 import { stackRequestFor } from "../automation/src/stackRequest";
-import { evaluateStack, testKeyPair, type EvaluatedResource } from "../plan/evaluate";
+import { evaluateStack, type EvaluatedResource } from "../plan/evaluate";
+import { testKeyPair } from "../plan/testKeys";
 import { evaluateConfigForPack } from "../policies/programResources";
 
 const CONTAINER = "docker:index/container:Container";

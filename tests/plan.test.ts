@@ -10,7 +10,7 @@ import fc from "fast-check";
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { testKeyPair } from "../plan/evaluate";
+import { testKeyPair } from "../plan/testKeys";
 import { diffPlans, diffValues, lineDiff } from "../plan/diff";
 import { buildPlan, SECRET, type Plan } from "../plan/plan";
 import { evaluateForPack } from "../policies/programResources";

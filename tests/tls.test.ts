@@ -16,10 +16,10 @@ import { operatorProgram } from "../program/operator";
 import {
   evaluateProgram,
   evaluateStack,
-  testKeyPair,
   type EvaluatedResource,
   type Evaluation,
 } from "../plan/evaluate";
+import { testKeyPair } from "../plan/testKeys";
 import { runPack } from "../policies/runPack";
 import { policies } from "../policies/all";
 import { evaluateForPack } from "../policies/programResources";

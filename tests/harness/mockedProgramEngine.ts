@@ -23,7 +23,8 @@ import type {
 import { EngineError } from "../../automation/src/engine/types";
 import { outputsFrom } from "../../automation/src/engine/automationEngine";
 import { pulumiConfigMap } from "../../automation/src/engine/automationOptions";
-import { mockImageId, type EvaluatedResource } from "../../plan/evaluate";
+import type { EvaluatedResource } from "../../plan/evaluate";
+import { mockImageId } from "../../plan/mockState";
 import { policies } from "../../policies/all";
 import { evaluateConfigForPack } from "../../policies/programResources";
 import { runPack } from "../../policies/runPack";
