@@ -23,6 +23,7 @@ import {
   methodLabel,
   Refusal,
   SERVER_NAME,
+  trunc,
 } from "./protocol";
 import { RateLimiter } from "./ratelimit";
 import type { Session } from "./sessions";
@@ -47,8 +48,6 @@ export interface McpGateway {
   /** Ends every session and stream and cancels every call (shutdown); later requests get 503. */
   closeAll(reason?: string): void;
 }
-
-const trunc = (s: string, n = 100): string => (s.length > n ? `${s.slice(0, n)}…` : s);
 
 export function createMcpGateway(deps: GatewayDeps): McpGateway {
   const now = deps.now ?? Date.now;

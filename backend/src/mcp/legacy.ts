@@ -25,10 +25,11 @@ import {
   Refusal,
   resultMessage,
   SUPPORTED_VERSIONS,
+  trunc,
 } from "./protocol";
 import { requestKey, Session } from "./sessions";
 import { SseStream } from "./sse";
-import type { Subscriber } from "./upstream";
+import { resubscribe, type Subscriber } from "./upstream";
 
 type Request = Extract<Incoming, { kind: "request" }>;
 
@@ -40,8 +41,6 @@ const LIST_CHANGED = new Set([
   "notifications/prompts/list_changed",
   "notifications/resources/list_changed",
 ]);
-
-const trunc = (s: string, n = 100): string => (s.length > n ? `${s.slice(0, n)}…` : s);
 
 /** `MCP-Protocol-Version` of a request after initialize: absent is 2025-03-26, unknown is 400. */
 export function legacyVersion(ctx: Ctx): string {
@@ -206,28 +205,16 @@ function sessionSubscriber(core: Core, s: Session): Subscriber {
     },
     laneReplaced(_server, old, lane) {
       for (const [uri, on] of s.subscriptions ?? [])
-        if (on === old) resubscribe(core, s.subscriptions!, uri, lane, () => s.closed);
+        if (on === old)
+          resubscribe(
+            s.subscriptions!,
+            uri,
+            lane,
+            () => s.closed,
+            core.deps.limits.requestTimeoutMs,
+          );
     },
   };
-}
-
-/** Makes a subscription again on a server's new lane (the old one ended with the process). */
-export function resubscribe(
-  core: Core,
-  subs: Map<string, Lane>,
-  uri: string,
-  lane: Lane,
-  ended: () => boolean,
-): void {
-  const opts = { timeoutMs: core.deps.limits.requestTimeoutMs };
-  lane.subscribe(uri, opts).then(
-    (o) => {
-      if (!("result" in o)) subs.delete(uri);
-      else if (ended()) void lane.unsubscribe(uri, opts);
-      else subs.set(uri, lane);
-    },
-    () => subs.delete(uri),
-  );
 }
 
 function laneOf(core: Core, s: Session, server: GatewayServer): Promise<Lane> {

@@ -26,10 +26,10 @@ import {
   Refusal,
   resultMessage,
   SUPPORTED_VERSIONS,
+  trunc,
 } from "./protocol";
-import { resubscribe } from "./legacy";
 import { SseStream } from "./sse";
-import type { Subscriber } from "./upstream";
+import { resubscribe, type Subscriber } from "./upstream";
 
 type Request = Extract<Incoming, { kind: "request" }>;
 
@@ -41,7 +41,6 @@ type Request = Extract<Incoming, { kind: "request" }>;
 export const CACHE_TTL_MS = 0;
 const MAX_LISTEN_URIS = 100;
 
-const trunc = (s: string, n = 100): string => (s.length > n ? `${s.slice(0, n)}…` : s);
 const mismatch = (message: string): Refusal => new Refusal(400, ErrorCodes.HeaderMismatch, message);
 const badMeta = (message: string): Refusal => new Refusal(400, ErrorCodes.InvalidParams, message);
 
@@ -313,7 +312,8 @@ async function listen(core: Core, ctx: Ctx, msg: Request): Promise<void> {
     },
     laneReplaced(_server, old, lane) {
       for (const [uri, on] of subs)
-        if (on === old) resubscribe(core, subs, uri, lane, () => stream.closed);
+        if (on === old)
+          resubscribe(subs, uri, lane, () => stream.closed, core.deps.limits.requestTimeoutMs);
     },
     close() {
       // The server ends the subscription: a result signals a graceful end.

@@ -2,6 +2,7 @@
 // keys of 2026-07-28, the shape of one JSON-RPC message, and the answers the gateway gives on its
 // own. Pure functions only: no I/O, nothing here can fail other than by returning a verdict.
 import type { JsonObject, JsonRpcErrorObject, JsonRpcId } from "../upstream/types";
+import { bounded, isObject } from "../upstream/jsonrpc";
 import { ErrorCodes } from "../upstream/types";
 
 /** The per-request (stateless) era: `_meta` on every request, `server/discover`, no sessions. */
@@ -101,8 +102,10 @@ export type Incoming =
   | { kind: "batch" }
   | { kind: "invalid"; id?: JsonRpcId; message: string };
 
-export const isObject = (v: unknown): v is JsonObject =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
+export { isObject };
+
+/** An agent's text cut short, as it goes into a refusal. */
+export const trunc = (s: string): string => bounded(s, 100);
 
 const isId = (v: unknown): v is JsonRpcId =>
   (typeof v === "string" && v.length <= 256) || (typeof v === "number" && Number.isFinite(v));

@@ -248,3 +248,22 @@ function retryAfterMs(r: Refusal): number | undefined {
     ? data.retryAfterSeconds * 1000
     : undefined;
 }
+
+/** Makes a subscription again on a server's new lane (the old one ended with the process). */
+export function resubscribe(
+  subs: Map<string, Lane>,
+  uri: string,
+  lane: Lane,
+  ended: () => boolean,
+  timeoutMs: number,
+): void {
+  const opts = { timeoutMs };
+  lane.subscribe(uri, opts).then(
+    (o) => {
+      if (!("result" in o)) subs.delete(uri);
+      else if (ended()) void lane.unsubscribe(uri, opts);
+      else subs.set(uri, lane);
+    },
+    () => subs.delete(uri),
+  );
+}
