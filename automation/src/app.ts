@@ -6,7 +6,9 @@ import { FailureLimiter } from "./auth/failures";
 import { guard } from "./auth/guard";
 import { isKnownDtmaToken } from "./heartbeat";
 import { clientErrorHandler, errorHandler, frameworkErrors } from "./http/edge";
-import { OperationStreams } from "./events/operationStreams";
+import { EventStreams } from "./events/eventStreams";
+import { OPERATION_EVENTS } from "./events/operationEvents";
+import { FLEET_EVENTS } from "./fleet/events";
 import { jsonBodies } from "./http/jsonBody";
 import type { Metrics } from "./metrics";
 import type { AppDeps } from "./routes/deps";
@@ -29,6 +31,10 @@ export interface AppOptions {
   offer: Offer;
   ready: () => Promise<boolean>;
   logger: Logger | false;
+  /**
+   * How often the streams of events nothing notifies are read (ms; default 250), and every
+   * stream while the LISTEN connection is down.
+   */
   ssePollMs?: number;
   /** Fleet upgrades, reconciliations and versions (absent: not served). */
   fleet?: FleetApi;
@@ -54,13 +60,12 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     clientErrorHandler,
     trustProxy: opts.trustProxy?.length ? opts.trustProxy : false,
   });
-  const streams = new Set<() => void>();
-  const ssePollMs = opts.ssePollMs ?? 250;
-  const events = new OperationStreams({
+  const events = new EventStreams({
     pool: opts.pool,
     log: opts.log ?? app.log,
+    sources: [OPERATION_EVENTS, FLEET_EVENTS],
     connectionString: opts.databaseUrl,
-    fallbackPollMs: ssePollMs,
+    fallbackPollMs: opts.ssePollMs ?? 250,
     limits: {
       perUser: opts.eventStreamsPerUser ?? 10,
       perService: opts.eventStreamsPerService ?? 500,
@@ -76,9 +81,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     authenticate: async (req) =>
       req.principal ?? (await authenticate(req, opts.serviceToken, opts.sessions)),
     ready: opts.ready,
-    ssePollMs,
     events,
-    streams,
   };
   jsonBodies(app);
   app.decorateRequest("authenticated", false);
@@ -92,10 +95,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     }),
   );
   app.addHook("onReady", () => events.start());
-  app.addHook("onClose", async () => {
-    for (const stop of streams) stop();
-    await events.stop();
-  });
+  app.addHook("onClose", () => events.stop());
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((_req, reply) =>
     reply.code(404).send({ error: "not_found", message: "no such route" }),

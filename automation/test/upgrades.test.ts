@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { LOCAL_IMAGES } from "@agentopia-toolboxes/contract";
 import { TestEngine, type EngineCall } from "../src/engine/testEngine";
@@ -77,6 +79,41 @@ async function targets(svc: Service, id: string) {
     failure_reason: string | null;
     reason: string | null;
   }[];
+}
+
+/** A live reader of an event stream over real HTTP (inject would wait for its end). */
+function follow(svc: Service, url: string, lastEventId?: string) {
+  const { port } = svc.app.server.address() as AddressInfo;
+  const events: { id?: string; event: string; data: string }[] = [];
+  let buffer = "";
+  let req!: http.ClientRequest;
+  const ended = new Promise<void>((resolve, reject) => {
+    req = http.get(
+      `http://127.0.0.1:${port}${url}`,
+      { headers: { ...auth, ...(lastEventId ? { "last-event-id": lastEventId } : {}) } },
+      (res) => {
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          buffer += chunk;
+          for (let i = buffer.indexOf("\n\n"); i >= 0; i = buffer.indexOf("\n\n")) {
+            const fields = Object.fromEntries(
+              buffer
+                .slice(0, i)
+                .split("\n")
+                .filter((l) => !l.startsWith(":"))
+                .map((l) => [l.slice(0, l.indexOf(": ")), l.slice(l.indexOf(": ") + 2)]),
+            ) as Record<string, string>;
+            buffer = buffer.slice(i + 2);
+            if (fields.event)
+              events.push({ id: fields.id, event: fields.event, data: fields.data });
+          }
+        });
+        res.on("end", resolve);
+      },
+    );
+    req.on("error", reject);
+  });
+  return { events, ended, close: () => req.destroy() };
 }
 
 async function eventTypes(svc: Service, id: string): Promise<string[]> {
@@ -263,6 +300,24 @@ describe("fleet upgrades: health-gated waves with rollback (real Postgres, test 
       });
       assert.equal(second.statusCode, 409);
       assert.equal(second.json().error, "upgrade_in_progress");
+      // A stopped upgrade's stream stays open; it follows the abort live (read every poll:
+      // nothing notifies a fleet operation's events) and ends with the final status. One that
+      // resumes after the `stopped` event gets only what came after it.
+      await svc.app.listen({ port: 0, host: "127.0.0.1" });
+      const live = follow(svc, `/v1/upgrades/${id}/events`);
+      const recorded = (await eventTypes(svc, id)).length;
+      await waitFor("the stream to replay what is recorded", () =>
+        Promise.resolve(live.events.length >= recorded ? true : undefined),
+      );
+      const stoppedEvent = live.events.find((e) => e.event === "stopped")!;
+      const resumed = follow(svc, `/v1/upgrades/${id}/events`, stoppedEvent.id);
+      await waitFor("the resumed stream to replay what came after the stop", () =>
+        Promise.resolve(
+          resumed.events.length >= recorded - live.events.indexOf(stoppedEvent) - 1
+            ? true
+            : undefined,
+        ),
+      );
       const abort = await svc.app.inject({
         method: "POST",
         url: `/v1/upgrades/${id}/abort`,
@@ -272,6 +327,19 @@ describe("fleet upgrades: health-gated waves with rollback (real Postgres, test 
       const aborted = await until(svc, id, "to end aborted", (u) => u.finished);
       assert.equal(aborted.status, "aborted");
       assert.equal(aborted.counts.by_state.skipped, wave2.length);
+      await Promise.all([live.ended, resumed.ended]);
+      for (const stream of [live, resumed]) {
+        assert.deepEqual(stream.events.at(-1), {
+          id: undefined,
+          event: "end",
+          data: '{"status":"aborted"}',
+        });
+        assert.ok(stream.events.some((e) => e.event === "aborted"));
+      }
+      assert.deepEqual(
+        resumed.events.slice(0, -1).map((e) => e.id),
+        live.events.slice(live.events.indexOf(stoppedEvent) + 1, -1).map((e) => e.id),
+      );
       assert.deepEqual(
         engine.calls.slice(before).filter((c) => wave2.some((a) => c.stackName === `acct-${a}`)),
         [],

@@ -1,18 +1,11 @@
 import type { Queryable } from "../db/rows";
+import type { StreamSource } from "../events/eventStreams";
 
 /** An event of a fleet operation (an upgrade or a reconciliation run), as its stream sends it. */
 export interface FleetEvent {
   type: string;
   message?: string;
   data?: unknown;
-}
-
-export interface FleetEventRow {
-  id: string;
-  at: Date;
-  type: string;
-  message: string | null;
-  data: unknown;
 }
 
 /** Writes events in array order (their ids follow it), as one statement. */
@@ -37,16 +30,13 @@ export async function addFleetEvents(
   );
 }
 
-export async function fleetEventsAfter(
-  db: Queryable,
-  operationId: string,
-  afterId: string,
-  limit = 500,
-): Promise<FleetEventRow[]> {
-  const { rows } = await db.query<FleetEventRow>(
-    `select id::text, at, type, message, data from fleet_operation_events
-     where operation_id = $1 and id > $2 order by id limit $3`,
-    [operationId, afterId, limit],
-  );
-  return rows;
-}
+/**
+ * A fleet operation's events (its stream ends once it is finished: a stopped upgrade's stays
+ * open, since it may be resumed). Nothing notifies them: their streams are read every poll.
+ */
+export const FLEET_EVENTS: StreamSource = {
+  name: "fleet",
+  operations: "fleet_operations",
+  events: "fleet_operation_events",
+  final: "o.finished_at is not null",
+};

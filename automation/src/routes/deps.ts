@@ -1,7 +1,7 @@
 import type { FastifyRequest } from "fastify";
 import type { Pool } from "pg";
 import type { Principal } from "../auth/auth";
-import type { OperationStreams } from "../events/operationStreams";
+import type { EventStreams } from "../events/eventStreams";
 import type { Metrics } from "../metrics";
 import type { TokenCipher } from "../secrets/tokenCipher";
 import type { ToolboxService } from "../toolboxService";
@@ -19,10 +19,6 @@ export interface AppDeps {
   /** The caller the guard authenticated (routes declare who may call them in `config.auth`). */
   authenticate(req: FastifyRequest): Promise<Principal>;
   ready(): Promise<boolean>;
-  /** How often a polling event stream looks for new events (ms); operations' streams poll only while their LISTEN connection is down. */
-  ssePollMs: number;
-  /** Operations' event streams: woken by NOTIFY, capped per principal. */
-  events: OperationStreams;
-  /** Open event streams, ended on shutdown. */
-  streams: Set<() => void>;
+  /** Event streams of operations and fleet operations: capped per principal, ended on close. */
+  events: EventStreams;
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { authorizeAccount, HttpError } from "../auth/auth";
 import { getOperation } from "../db/rows";
+import { OPERATION_EVENTS } from "../events/operationEvents";
 import type { AppDeps } from "./deps";
 import { operationView } from "./views";
 import { operationParams, parse } from "./validation";
@@ -26,16 +27,6 @@ export function operationRoutes(app: FastifyInstance, deps: AppDeps): void {
    */
   app.get("/v1/operations/:id/events", async (req, reply) => {
     const op = await load(req.params, req);
-    const release = deps.events.reserve(await deps.authenticate(req));
-    const lastId = req.headers["last-event-id"];
-    const after = typeof lastId === "string" && /^\d{1,18}$/.test(lastId) ? lastId : "0";
-    reply.hijack();
-    reply.raw.writeHead(200, {
-      "content-type": "text/event-stream",
-      "cache-control": "no-store",
-      connection: "keep-alive",
-      "x-accel-buffering": "no",
-    });
-    deps.events.subscribe(op.id, after, reply.raw, release);
+    deps.events.serve(OPERATION_EVENTS, op.id, await deps.authenticate(req), req, reply);
   });
 }

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
+import { FLEET_EVENTS } from "../fleet/events";
 import { startReconciliation } from "../fleet/reconcile";
 import { reconcileRequest } from "../fleet/reconcileRequest";
 import type { FleetOperationRow } from "../fleet/records";
 import { fleetOperationView } from "../fleet/views";
-import { streamFleetEvents } from "./fleetEvents";
 import { fleetAccess, who, type FleetRouteDeps } from "./upgrades";
 import { parse } from "./validation";
 
@@ -51,6 +51,6 @@ export function reconcileRoutes(app: FastifyInstance, deps: FleetRouteDeps): voi
 
   app.get("/v1/reconciliations/:id/events", serviceOnly, async (req, reply) => {
     const op = await load(req);
-    await streamFleetEvents(deps, req, reply, op.id);
+    deps.events.serve(FLEET_EVENTS, op.id, await deps.authenticate(req), req, reply);
   });
 }

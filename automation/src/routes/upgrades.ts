@@ -3,7 +3,9 @@ import type { Pool } from "pg";
 import type { PgBoss } from "pg-boss";
 import { z } from "zod";
 import { HttpError, requireService, type Principal } from "../auth/auth";
+import type { EventStreams } from "../events/eventStreams";
 import { createUpgrade } from "../fleet/createUpgrade";
+import { FLEET_EVENTS } from "../fleet/events";
 import {
   getFleetOperation,
   TARGET_STATES,
@@ -13,7 +15,6 @@ import {
 import { controlUpgrade, type ControlAction } from "../fleet/upgradeControls";
 import { upgradeRequest, type UpgradeSettings } from "../fleet/upgradeRequest";
 import { targetView, upgradeView } from "../fleet/views";
-import { streamFleetEvents } from "./fleetEvents";
 import { uuid } from "../ids";
 import { operationParams, parse } from "./validation";
 
@@ -22,8 +23,8 @@ export interface FleetRouteDeps {
   boss: PgBoss;
   settings: UpgradeSettings;
   authenticate(req: FastifyRequest): Promise<Principal>;
-  ssePollMs: number;
-  streams: Set<() => void>;
+  /** The app's event streams (fleet operations' among them). */
+  events: EventStreams;
 }
 
 const serviceOnly = { config: { auth: "service" as const } };
@@ -117,7 +118,7 @@ export function upgradeRoutes(app: FastifyInstance, deps: FleetRouteDeps): void 
 
   app.get("/v1/upgrades/:id/events", serviceOnly, async (req, reply) => {
     const op = await load(req);
-    await streamFleetEvents(deps, req, reply, op.id);
+    deps.events.serve(FLEET_EVENTS, op.id, await deps.authenticate(req), req, reply);
   });
 
   for (const action of ["stop", "resume", "abort"] as const satisfies ControlAction[]) {
