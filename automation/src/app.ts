@@ -95,7 +95,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     }),
   );
   app.addHook("onReady", () => events.start());
-  app.addHook("onClose", () => events.stop());
+  // Before the server closes: it waits for every connection, and a stream ends only when told.
+  app.addHook("preClose", () => events.stop());
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((_req, reply) =>
     reply.code(404).send({ error: "not_found", message: "no such route" }),

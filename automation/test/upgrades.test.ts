@@ -424,6 +424,29 @@ describe("fleet upgrades: health-gated waves with rollback (real Postgres, test 
     });
   });
 
+  it("a shutdown ends open event streams at once, without `end` (a queued or stopped upgrade's never ends by itself)", async () => {
+    // No worker: the upgrade stays queued, as a stopped one stays stopped.
+    const svc = await startFleetService({ engine: new TestEngine({}), workerConcurrency: 0 });
+    try {
+      const id = await startUpgrade(svc, {});
+      await svc.app.listen({ port: 0, host: "127.0.0.1" });
+      const stream = follow(svc, `/v1/upgrades/${id}/events`);
+      await waitFor("the stream to replay the request", () =>
+        Promise.resolve(stream.events.length > 0 ? true : undefined),
+      );
+      const started = Date.now();
+      await svc.app.close();
+      await stream.ended;
+      assert.ok(Date.now() - started < 2000, `the app took ${Date.now() - started} ms to close`);
+      assert.deepEqual(
+        stream.events.map((e) => e.event),
+        ["created"],
+      );
+    } finally {
+      await svc.stop();
+    }
+  });
+
   it("a worker killed mid-wave: another resumes the upgrade and nobody is upgraded twice", async () => {
     const databaseUrl = await freshDatabase();
     const key = randomBytes(32);
