@@ -1,10 +1,10 @@
 /**
  * The one definition of a toolbox's resident containers (DTMA and backend) and their networks.
  *
- * Pure: no Pulumi, no Docker. `AccountToolbox` maps it onto `docker.Container`/`docker.Network`
- * and the local end-to-end harness (tests/harness/dockerCli.ts) onto the `docker` CLI, so what CI
- * runs on a real daemon is what Pulumi declares. Secret values are generic (`S`): Pulumi passes `Output<string>`, the
- * harness passes plain strings.
+ * Pure: no Pulumi, no Docker. `ToolboxContainers` (AccountToolbox's part) maps it onto
+ * `docker.Container`/`docker.Network` and the local end-to-end harness (tests/harness/dockerCli.ts)
+ * onto `docker` CLI arguments, so what CI runs on a real daemon is what Pulumi declares. Secret
+ * values are generic (`S`): Pulumi passes `Output<string>`, the harness passes plain strings.
  */
 
 import {

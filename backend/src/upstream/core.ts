@@ -1,7 +1,8 @@
 // The multiplexer both lane kinds share: lane-minted ids and progress tokens, timeouts and
 // cancellation, answers for server requests, notification fan-out, subscriptions (ref-counted in
-// subscriptions.ts), the handshake (handshake.ts) and the end of the lane. The transport (stdio.ts, http.ts) only moves messages; it hands every
-// message the server sends to `receive` and reports the end with `close`.
+// subscriptions.ts), the handshake (handshake.ts) and the end of the lane. The transport
+// (stdio.ts, http.ts) only moves messages; it hands every message the server sends to `receive`
+// and reports the end with `close`.
 import { randomInt } from "node:crypto";
 import { acceptInitialize, initializeParams } from "./handshake";
 import type { Incoming } from "./jsonrpc";

@@ -5,9 +5,9 @@ import { ImageRefError, parseImageRef } from "./image";
 
 // The deploy body, validated strictly: unknown keys (privileged, binds, devices, cap_add,
 // network_mode, ...) are refused, so no request can loosen the sandbox. Hand-written rather than
-// zod: zod costs ~10 MB of resident memory on a 512 MB droplet (docs/decisions/0005). Checks run
-// in the order zod ran them (fields in declaration order, unknown keys after them), and the first
-// failure is answered as a 400 naming the field.
+// zod: zod costs ~10 MB of resident memory on a 512 MB droplet (docs/decisions/0005). Fields are
+// checked in SPEC_FIELDS order, unknown keys after them, and the first failure is answered as a
+// 400 naming the field.
 
 export interface Caps {
   memoryMb: number;
@@ -67,7 +67,7 @@ function object(v: unknown, path: string, type = "object"): Obj {
   return v as Obj;
 }
 
-/** Refuses keys outside `allowed` (checked after the fields, as zod's strictObject did). */
+/** Refuses keys outside `allowed` (checked after the fields). */
 function noOtherKeys(o: Obj, allowed: readonly string[], path: string): void {
   for (const key of Object.keys(o)) {
     if (!allowed.includes(key))
@@ -118,7 +118,7 @@ function envMap(v: unknown, path: string): Record<string, string> {
       pattern: ENV_NAME,
       rule: "environment variable names are letters, digits and '_'",
     });
-    if (key === "__proto__") continue; // never copied (as zod did)
+    if (key === "__proto__") continue; // never copied: on a plain object it names the prototype
     out[key] = string(input[key], at(path, key), { max: 32_768, pattern: NO_NUL, rule: NUL_RULE });
   }
   if (Object.keys(input).length > 200) fail(path, "at most 200 variables");
@@ -278,7 +278,7 @@ export function parseSpec(body: unknown, caps: Caps): ParsedSpec {
     if (env && Object.hasOwn(env, key)) fail(at("secrets", key), "also set in env");
   }
 
-  // Same keys, in the same order, as zod's output (the transport is stored in a label).
+  // In SPEC_FIELDS order, optional keys only when given.
   const spec: ParsedSpec = { image } as ParsedSpec;
   if (command) spec.command = command;
   if (env) spec.env = env;
