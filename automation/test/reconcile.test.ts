@@ -158,6 +158,13 @@ describe("reconciliation: records, stacks, droplets and heartbeats (real Postgre
     });
     assert.equal(stream.body.match(/event: finding/g)?.length, 5);
     assert.match(stream.body, /event: end\ndata: \{"status":"succeeded"\}/);
+    // Its last events are written with its final status (one transaction, one now()): a stream
+    // that ends on the status has sent them.
+    const { rows: last } = await svc.pool.query(
+      "select f.finished_at = (select max(e.at) from fleet_operation_events e where e.operation_id = f.id) as together from fleet_operations f where f.id = $1",
+      [run.id],
+    );
+    assert.equal(last[0].together, true);
     const { rows } = await svc.pool.query(
       "select count(*)::int as n from fleet_operation_events where message like '%' || $1 || '%' or data::text like '%' || $1 || '%'",
       [DO_TOKEN],

@@ -221,6 +221,13 @@ describe("fleet upgrades: health-gated waves with rollback (real Postgres, test 
       assert.match(stream.headers["content-type"] as string, /text\/event-stream/);
       assert.match(stream.body, /event: wave_started/);
       assert.match(stream.body, /event: end\ndata: \{"status":"succeeded"\}/);
+      // The last events are written with the final status (one transaction, one now()): a
+      // stream that ends on the status has sent them.
+      const { rows: last } = await svc.pool.query(
+        "select f.finished_at = (select max(e.at) from fleet_operation_events e where e.operation_id = f.id) as together from fleet_operations f where f.id = $1",
+        [id],
+      );
+      assert.equal(last[0].together, true);
       const metrics = await svc.app.inject({ url: "/metrics", headers: auth });
       assert.match(metrics.body, /automation_upgrade_waves_total\{outcome="completed"\} 4/);
       assert.match(metrics.body, /automation_upgrade_toolboxes_total\{outcome="upgraded"\} 50/);

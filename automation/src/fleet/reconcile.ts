@@ -77,6 +77,16 @@ export async function runReconciliation(deps: ReconcileDeps, id: string): Promis
   const flush = async () => {
     await addFleetEvents(deps.pool, id, events.splice(0));
   };
+  // The final status and the events not yet written go in one transaction: a stream ends once
+  // the run is final, so nothing it should send may come after.
+  const end = (set: string, value: string) =>
+    transaction(deps.pool, async (tx) => {
+      await tx.query(
+        `update fleet_operations set ${set}, finished_at = now(), updated_at = now() where id = $1`,
+        [id, value],
+      );
+      await addFleetEvents(tx, id, events.splice(0));
+    });
   try {
     const threshold = request.heartbeat_threshold_seconds ?? deps.heartbeatThresholdSeconds;
     const findings = await findMismatches(deps, threshold, events);
@@ -110,24 +120,14 @@ export async function runReconciliation(deps: ReconcileDeps, id: string): Promis
       message: `${findings.length} mismatch(es)${request.dry_run ? " (dry run: nothing changed)" : ""}`,
       data: { counts },
     });
-    await deps.pool.query(
-      `update fleet_operations set status = 'succeeded', result_json = $2, finished_at = now(),
-         updated_at = now() where id = $1`,
-      [id, JSON.stringify(result)],
-    );
-    await flush();
+    await end("status = 'succeeded', result_json = $2", JSON.stringify(result));
   } catch (err) {
     const message = deps.scrubber
       .text(err instanceof Error ? err.message : String(err))
       .slice(0, 2000);
     deps.metrics.reconcileRun(mode, "failed");
     events.push({ type: "failed", message });
-    await deps.pool.query(
-      `update fleet_operations set status = 'failed', error_message = $2, finished_at = now(),
-         updated_at = now() where id = $1`,
-      [id, message],
-    );
-    await flush();
+    await end("status = 'failed', error_message = $2", message);
     deps.log.error({ reconciliation: id, err: message }, "reconciliation failed");
   }
 }

@@ -6,7 +6,7 @@
 import type { Pool, PoolClient } from "pg";
 import { transaction } from "../queue/worker";
 import type { DriverDeps } from "./driverDeps";
-import type { FleetEvent } from "./events";
+import { addFleetEvents, type FleetEvent } from "./events";
 import { exceedsRatio } from "./plan";
 import { IN_FLIGHT_SQL, TERMINAL_SQL, type FleetOperationRow } from "./records";
 import { startPending } from "./stepDispatch";
@@ -128,18 +128,28 @@ async function stopOnFailures(
   });
 }
 
+/**
+ * Ends the upgrade. The tick's events are written with the final status, in its transaction:
+ * a stream ends once the upgrade is final, so nothing it should send may come after.
+ */
 async function finish(
   deps: DriverDeps,
   op: FleetOperationRow,
   status: "succeeded" | "aborted",
   events: FleetEvent[],
 ) {
-  const { rowCount } = await deps.pool.query(
-    `update fleet_operations set status = $2, finished_at = now(), updated_at = now()
-     where id = $1 and finished_at is null`,
-    [op.id, status],
-  );
-  if (rowCount !== 1) return;
-  deps.metrics.upgradeFinished(status);
-  events.push({ type: "finished", message: `the upgrade ${status}`, data: { status } });
+  const finished = await transaction(deps.pool, async (tx) => {
+    const { rowCount } = await tx.query(
+      `update fleet_operations set status = $2, finished_at = now(), updated_at = now()
+       where id = $1 and finished_at is null`,
+      [op.id, status],
+    );
+    if (rowCount !== 1) return false;
+    await addFleetEvents(tx, op.id, [
+      ...events.splice(0),
+      { type: "finished", message: `the upgrade ${status}`, data: { status } },
+    ]);
+    return true;
+  });
+  if (finished) deps.metrics.upgradeFinished(status);
 }
