@@ -11,13 +11,19 @@ import { OPERATION_EVENTS } from "./events/operationEvents";
 import { FLEET_EVENTS } from "./fleet/events";
 import { jsonBodies } from "./http/jsonBody";
 import type { Metrics } from "./metrics";
+import { serveOpenApi } from "./openapi";
 import type { AppDeps } from "./routes/deps";
 import { registerFleetRoutes, type FleetApi } from "./routes/fleet";
 import { operationRoutes } from "./routes/operations";
 import { systemRoutes } from "./routes/system";
 import { toolboxRoutes } from "./routes/toolboxes";
 import type { TokenCipher } from "./secrets/tokenCipher";
-import type { Offer } from "./routes/validation";
+import {
+  zodValidatorCompiler,
+  type Offer,
+  type RouteApp,
+  type ZodTypeProvider,
+} from "./routes/validation";
 import type { ToolboxService } from "./toolboxService";
 
 export interface AppOptions {
@@ -102,9 +108,16 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     reply.code(404).send({ error: "not_found", message: "no such route" }),
   );
 
+  app.setValidatorCompiler(zodValidatorCompiler);
+  serveOpenApi(app);
+  registerRoutes(app.withTypeProvider<ZodTypeProvider>(), deps, opts.fleet);
+  return app;
+}
+
+/** Every route of the API: buildApp's, and the OpenAPI test's, to see what each validates with. */
+export function registerRoutes(app: RouteApp, deps: AppDeps, fleet?: FleetApi): void {
   systemRoutes(app, deps);
   toolboxRoutes(app, deps);
   operationRoutes(app, deps);
-  if (opts.fleet) registerFleetRoutes(app, { ...opts.fleet, ...deps });
-  return app;
+  if (fleet) registerFleetRoutes(app, { ...fleet, ...deps });
 }

@@ -1,244 +1,252 @@
-/** The API as OpenAPI 3.1, served at /openapi.json. */
-import { LIFECYCLE_STATUSES } from "@agentopia-toolboxes/contract";
-import { fleetPaths } from "./fleet/openapi";
+/**
+ * The API as OpenAPI 3.1, served at /openapi.json and generated from the routes as fastify
+ * registers them: each route's parameters and request body are the JSON Schema of the zod schemas
+ * fastify validates it with (routes/validation.ts), its summary and responses its
+ * `config.openapi`, its security its `config.auth`. A route without `config.openapi` stops the
+ * app at start-up, so nothing is served that the document does not list.
+ */
+import type { FastifyInstance, FastifySchema } from "fastify";
+import { z } from "zod";
+import type { RouteAuth } from "./auth/guard";
+import { errorBody } from "./http/edge";
+import {
+  operationAnswer,
+  operationViewSchema,
+  toolboxAnswer,
+  toolboxViewSchema,
+} from "./routes/views";
 
-const bearer = [{ bearer: [] }];
-const accountParam = {
-  name: "account_id",
-  in: "path",
-  required: true,
-  schema: { type: "string", format: "uuid" },
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** The route in the OpenAPI document. */
+    openapi?: RouteDoc;
+  }
+}
+
+type Json = Record<string, unknown>;
+
+export interface ResponseDoc {
+  description: string;
+  content?: Record<string, { schema?: Json }>;
+}
+
+export interface RouteDoc {
+  summary: string;
+  description?: string;
+  responses: Record<string, ResponseDoc>;
+}
+
+/** The answers the document describes by schema (components.schemas). */
+const COMPONENTS = {
+  // A 409 adds the record it is about (operation, upgrade, reconciliation) to the error.
+  Error: errorBody.loose(),
+  Toolbox: toolboxViewSchema,
+  Operation: operationViewSchema,
+  Accepted: toolboxAnswer,
+  OperationAnswer: operationAnswer,
 };
-const err = (description: string) => ({
+type Component = keyof typeof COMPONENTS;
+
+const component = (name: Component) => ({ $ref: `#/components/schemas/${name}` });
+const json = (description: string, schema: Json): ResponseDoc => ({
   description,
-  content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+  content: { "application/json": { schema } },
 });
-const json = (description: string, ref: string) => ({
+
+/** An answer whose body is one of the components. */
+export const answer = (description: string, name: Component) => json(description, component(name));
+/** A refusal: the Error body. */
+export const refusal = (description: string) => answer(description, "Error");
+/** A JSON answer the document describes in words only. */
+export const prose = (description: string): ResponseDoc => ({
   description,
-  content: { "application/json": { schema: { $ref: `#/components/schemas/${ref}` } } },
+  content: { "application/json": {} },
 });
-const common = {
-  "400": err("bad input (names the field)"),
-  "401": err("no or invalid token"),
-  "403": err("not your account"),
+/** What a route taking a user's session or the service token may refuse. */
+export const principalRefusals = {
+  "400": refusal("bad input (names the field)"),
+  "401": refusal("no or invalid token"),
+  "403": refusal("not your account"),
+};
+/** What a route of the service token's only may refuse. */
+export const serviceRefusals = {
+  ...principalRefusals,
+  "403": refusal("not the service token"),
+};
+export const eventStream: ResponseDoc = {
+  description: "server-sent events",
+  content: { "text/event-stream": {} },
+};
+/** A principal holds so many event streams at once (events/eventStreams.ts). */
+export const tooManyStreams = refusal("too many open streams (too_many_streams, with Retry-After)");
+
+/**
+ * A route's options: who may call it, the zod schemas of its input (validated by fastify, typed
+ * for the handler) and its description, with the refusals every route of that kind may answer.
+ */
+export function apiRoute<S extends FastifySchema = Record<never, never>>(
+  auth: "principal" | "service",
+  openapi: RouteDoc,
+  schema?: S,
+) {
+  const refusals = auth === "service" ? serviceRefusals : principalRefusals;
+  return {
+    schema: schema ?? ({} as S),
+    config: { auth, openapi: { ...openapi, responses: { ...refusals, ...openapi.responses } } },
+  };
+}
+
+const SECURITY: Record<RouteAuth, Json[] | undefined> = {
+  none: undefined,
+  principal: [{ bearer: [] }],
+  service: [{ bearer: [] }],
+  dtma: [{ dtmaToken: [] }],
 };
 
-export const openApiDocument = {
-  openapi: "3.1.0",
-  info: { title: "Agentopia toolbox automation", version: "1" },
-  components: {
-    securitySchemes: {
-      bearer: {
-        type: "http",
-        scheme: "bearer",
-        description: "service token or Supabase session JWT",
-      },
-      dtmaToken: { type: "http", scheme: "bearer", description: "the toolbox's own DTMA token" },
-    },
-    schemas: {
-      Error: {
-        type: "object",
-        required: ["error", "message"],
-        properties: {
-          error: { type: "string" },
-          message: { type: "string" },
-          field: { type: "string" },
-        },
-      },
-      Toolbox: {
-        type: "object",
-        properties: {
-          account_id: { type: "string", format: "uuid" },
-          user_id: { type: "string", format: "uuid" },
-          status: { type: "string", enum: [...LIFECYCLE_STATUSES] },
-          stack_name: { type: "string" },
-          target: { type: ["string", "null"] },
-          region: { type: ["string", "null"] },
-          size: { type: ["string", "null"] },
-          droplet_id: { type: ["string", "null"] },
-          droplet_name: { type: ["string", "null"] },
-          ipv4: { type: ["string", "null"] },
-          ipv6: { type: ["string", "null"] },
-          backend_url: { type: ["string", "null"] },
-          outputs: { type: ["object", "null"] },
-          last_heartbeat_at: { type: ["string", "null"], format: "date-time" },
-          health: { type: "string", enum: ["healthy", "stale", "unresponsive", "unknown"] },
-          dtma_version: { type: ["string", "null"] },
-          error_message: { type: ["string", "null"] },
-        },
-      },
-      Operation: {
-        type: "object",
-        properties: {
-          id: { type: "string", format: "uuid" },
-          account_id: { type: "string", format: "uuid" },
-          kind: {
-            type: "string",
-            enum: ["provision", "deprovision", "refresh", "rotate_tokens", "upgrade", "rollback"],
+/** A route as fastify registered it: what it validates with and how it is described. */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  auth: RouteAuth;
+  schema: { params?: unknown; querystring?: unknown; body?: unknown };
+  doc?: RouteDoc;
+}
+
+/** Records every route registered on `app` from now on (HEAD routes are fastify's own). */
+export function registeredRoutes(app: FastifyInstance): RegisteredRoute[] {
+  const routes: RegisteredRoute[] = [];
+  app.addHook("onRoute", (r) => {
+    for (const method of [r.method].flat()) {
+      if (method === "HEAD") continue;
+      routes.push({
+        method,
+        url: r.url,
+        auth: r.config?.auth ?? "principal",
+        schema: r.schema ?? {},
+        doc: r.config?.openapi,
+      });
+    }
+  });
+  return routes;
+}
+
+function zod(schema: unknown, where: string): z.ZodType {
+  if (schema instanceof z.ZodType) return schema;
+  throw new Error(`${where}: not a zod schema`);
+}
+
+/** A schema as the document holds it: in OpenAPI 3.1's dialect (2020-12), named by its place. */
+function embedded({ $schema: _, $id: __, ...rest }: Json): Json {
+  return rest;
+}
+
+/** A request part's JSON Schema: what a client may send. */
+export function requestSchema(schema: z.ZodType): Json {
+  return embedded(z.toJSONSchema(schema, { io: "input" }));
+}
+
+function parameters(where: "path" | "query", schema: unknown, route: string): Json[] {
+  if (schema === undefined) return [];
+  const json = requestSchema(zod(schema, route)) as {
+    properties?: Record<string, Json>;
+    required?: string[];
+  };
+  return Object.entries(json.properties ?? {}).map(([name, s]) => ({
+    name,
+    in: where,
+    required: where === "path" || (json.required ?? []).includes(name),
+    schema: s,
+  }));
+}
+
+function operation(r: RegisteredRoute): Json {
+  const where = `${r.method} ${r.url}`;
+  if (!r.doc) throw new Error(`${where}: no config.openapi (every route is in the document)`);
+  const params = [
+    ...parameters("path", r.schema.params, where),
+    ...parameters("query", r.schema.querystring, where),
+  ];
+  const body = r.schema.body === undefined ? undefined : zod(r.schema.body, where);
+  return {
+    summary: r.doc.summary,
+    ...(r.doc.description ? { description: r.doc.description } : {}),
+    ...(SECURITY[r.auth] ? { security: SECURITY[r.auth] } : {}),
+    ...(params.length > 0 ? { parameters: params } : {}),
+    ...(body
+      ? {
+          requestBody: {
+            // An absent body is an empty one: required only where {} is refused.
+            required: !body.safeParse({}).success,
+            content: { "application/json": { schema: requestSchema(body) } },
           },
-          status: { type: "string", enum: ["queued", "running", "succeeded", "failed"] },
-          attempts: { type: "integer" },
-          error_message: { type: ["string", "null"] },
-          result: {},
-          events_url: { type: "string" },
-        },
-      },
-      Accepted: {
-        type: "object",
-        properties: {
-          toolbox: { $ref: "#/components/schemas/Toolbox" },
-          operation: { $ref: "#/components/schemas/Operation" },
-        },
-      },
+        }
+      : {}),
+    responses: r.doc.responses,
+  };
+}
+
+/** The answers' schemas; dates go out as JSON.stringify writes them (ISO 8601). */
+function componentSchemas(): Json {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(COMPONENTS)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, {
+    uri: (id) => `#/components/schemas/${id}`,
+    override: (ctx) => {
+      if (ctx.zodSchema._zod.def.type === "date") {
+        ctx.jsonSchema.type = "string";
+        ctx.jsonSchema.format = "date-time";
+      }
     },
-  },
-  paths: {
-    ...fleetPaths,
-    "/v1/toolboxes": {
-      post: {
-        summary: "Provision the account's toolbox (idempotent per account)",
-        security: bearer,
-        requestBody: {
-          required: true,
-          content: {
-            "application/json": {
-              schema: {
-                type: "object",
-                required: ["account_id"],
-                additionalProperties: false,
-                properties: {
-                  account_id: { type: "string", format: "uuid" },
-                  region: { type: "string" },
-                  size: { type: "string" },
-                },
-              },
-            },
-          },
+    unrepresentable: "any",
+  });
+  return Object.fromEntries(Object.entries(schemas).map(([id, schema]) => [id, embedded(schema)]));
+}
+
+export function openApiDocument(routes: readonly RegisteredRoute[]): Json {
+  const paths: Record<string, Json> = {};
+  for (const r of routes) {
+    const path = r.url.replace(/:(\w+)/g, "{$1}");
+    paths[path] = { ...paths[path], [r.method.toLowerCase()]: operation(r) };
+  }
+  return {
+    openapi: "3.1.0",
+    info: { title: "Agentopia toolbox automation", version: "1" },
+    components: {
+      securitySchemes: {
+        bearer: {
+          type: "http",
+          scheme: "bearer",
+          description: "service token or Supabase session JWT",
         },
-        responses: {
-          "200": json("already provisioned: { toolbox }", "Accepted"),
-          "202": json("queued, or the provision already queued/running", "Accepted"),
-          "409": err("another kind of operation is in progress"),
-          ...common,
-        },
+        dtmaToken: { type: "http", scheme: "bearer", description: "the toolbox's own DTMA token" },
       },
+      schemas: componentSchemas(),
     },
-    "/v1/toolboxes/{account_id}": {
-      parameters: [accountParam],
-      get: {
-        summary: "Status, public outputs, last heartbeat, health",
-        security: bearer,
-        responses: { "200": json("{ toolbox }", "Accepted"), "404": err("no toolbox"), ...common },
-      },
-      delete: {
-        summary: "Destroy the stack; the record ends deprovisioned",
-        security: bearer,
-        responses: {
-          "200": json("already deprovisioned", "Accepted"),
-          "202": json("queued", "Accepted"),
-          "404": err("no toolbox"),
-          "409": err("another operation in progress"),
-          ...common,
-        },
-      },
-    },
-    "/v1/toolboxes/{account_id}/refresh": {
-      parameters: [accountParam],
-      post: {
-        summary: "Drift check: refresh then preview; the report is the operation's result",
-        security: bearer,
-        responses: {
-          "202": json("queued", "Accepted"),
-          "404": err("no toolbox"),
-          "409": err("another operation in progress"),
-          ...common,
+    paths,
+  };
+}
+
+/**
+ * Serves the document of every route registered after this call (and of its own), built once
+ * when the app is ready: a route left undescribed fails the start.
+ */
+export function serveOpenApi(app: FastifyInstance): void {
+  const routes = registeredRoutes(app);
+  let document: Json | undefined;
+  app.addHook("onReady", () => {
+    document = openApiDocument(routes);
+    return Promise.resolve();
+  });
+  app.get(
+    "/openapi.json",
+    {
+      config: {
+        openapi: {
+          summary: "This document",
+          responses: { "200": prose("OpenAPI 3.1"), "401": refusal("no or invalid token") },
         },
       },
     },
-    "/v1/toolboxes/{account_id}/rotate-tokens": {
-      parameters: [accountParam],
-      post: {
-        summary:
-          "New tokens without a new droplet (service token only): the generation is raised and the stack updated; the previous DTMA token keeps working for one rotation",
-        security: bearer,
-        responses: {
-          "202": json("queued", "Accepted"),
-          "404": err("no toolbox"),
-          "409": err("not provisioned, or another operation in progress"),
-          ...common,
-        },
-      },
-    },
-    "/v1/toolboxes/{account_id}/tokens": {
-      parameters: [accountParam],
-      get: {
-        summary: "The toolbox's tokens (service token only)",
-        security: bearer,
-        responses: {
-          "200": {
-            description: "dtma_token, dtma_token_previous, backend_api_token, agent_gateway_token",
-          },
-          "404": err("not provisioned"),
-          ...common,
-        },
-      },
-    },
-    "/v1/operations/{id}": {
-      parameters: [
-        { name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" } },
-      ],
-      get: {
-        summary: "An operation",
-        security: bearer,
-        responses: {
-          "200": json("{ operation }", "Operation"),
-          "404": err("no such operation"),
-          ...common,
-        },
-      },
-    },
-    "/v1/operations/{id}/events": {
-      parameters: [
-        { name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" } },
-      ],
-      get: {
-        summary: "Server-sent events from the start (or after Last-Event-ID), ending with `end`",
-        security: bearer,
-        responses: { "200": { description: "text/event-stream" }, ...common },
-      },
-    },
-    "/v1/heartbeat": {
-      post: {
-        summary: "DTMA heartbeat",
-        description:
-          "Sets the toolbox's heartbeat fields and moves it to active; each tool_statuses[] item " +
-          "updates its account_tool_instances row (status_on_toolbox from the Docker state, " +
-          "last_heartbeat_from_dtma) when that instance is on this toolbox; others are ignored.",
-        security: [{ dtmaToken: [] }],
-        responses: {
-          "204": { description: "recorded" },
-          "400": err("bad body"),
-          "401": err("unknown token"),
-        },
-      },
-    },
-    "/healthz": { get: { summary: "Liveness", responses: { "200": { description: "ok" } } } },
-    "/readyz": {
-      get: {
-        summary: "Readiness (database and queue)",
-        responses: { "200": { description: "ready" }, "503": { description: "not ready" } },
-      },
-    },
-    "/metrics": {
-      get: {
-        summary: "Prometheus metrics (service token)",
-        security: bearer,
-        responses: {
-          "200": { description: "text" },
-          "401": err("no token"),
-          "403": err("not the service token"),
-        },
-      },
-    },
-  },
-} as const;
+    () => Promise.resolve(document),
+  );
+}

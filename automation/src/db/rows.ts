@@ -5,9 +5,17 @@ export type Queryable = Pool | PoolClient;
 
 export type ToolboxStatus = LifecycleStatus;
 
-export type OperationKind =
-  "provision" | "deprovision" | "refresh" | "rotate_tokens" | "upgrade" | "rollback";
-export type OperationStatus = "queued" | "running" | "succeeded" | "failed";
+export const OPERATION_KINDS = [
+  "provision",
+  "deprovision",
+  "refresh",
+  "rotate_tokens",
+  "upgrade",
+  "rollback",
+] as const;
+export type OperationKind = (typeof OPERATION_KINDS)[number];
+export const OPERATION_STATUSES = ["queued", "running", "succeeded", "failed"] as const;
+export type OperationStatus = (typeof OPERATION_STATUSES)[number];
 
 export interface ToolboxRow {
   id: string;

@@ -2,17 +2,20 @@ import http from "node:http";
 import type { Socket } from "node:net";
 import { parseTarget } from "@agentopia-toolboxes/servicekit/http";
 import type { FastifyError, FastifyReply, FastifyRequest, FastifyServerOptions } from "fastify";
+import { z } from "zod";
 import { HttpError } from "../auth/auth";
 
 // What the service answers before a route runs, and for whatever a route or fastify throws:
 // always {error, message, field?} (issue 13, item 12), never a 5xx for a bad request, and never
 // a stack trace logged for a caller who did not authenticate (item 5).
 
-export interface ErrorBody {
-  error: string;
-  message: string;
-  field?: string;
-}
+/** Every refusal's body; a 409 adds the record it is about (the OpenAPI document's Error). */
+export const errorBody = z.object({
+  error: z.string().describe("what went wrong, as a code"),
+  message: z.string(),
+  field: z.string().optional().describe("the request field at fault, where there is one"),
+});
+export type ErrorBody = z.infer<typeof errorBody>;
 
 const body = (error: string, message: string, field?: string): ErrorBody =>
   field ? { error, message, field } : { error, message };

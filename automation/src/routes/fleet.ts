@@ -1,12 +1,12 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyRequest } from "fastify";
 import { z } from "zod";
 import { HttpError, requireService } from "../auth/auth";
 import { reconcileRoutes } from "./reconcile";
 import { upgradeRoutes, type FleetRouteDeps } from "./upgrades";
 import { uuid } from "../ids";
-import { accountParams, parse } from "./validation";
+import { apiRoute, prose, refusal } from "../openapi";
+import { accountParams, type RouteApp } from "./validation";
 
-const serviceOnly = { config: { auth: "service" as const } };
 const versionsQuery = z
   .object({
     after: uuid.optional(),
@@ -40,7 +40,7 @@ interface VersionRow {
  * last reported.
  */
 export function fleetRoutes(
-  app: FastifyInstance,
+  app: RouteApp,
   deps: FleetRouteDeps & { defaults: DeployedDefaults },
 ): void {
   const caller = async (req: FastifyRequest) => requireService(await deps.authenticate(req));
@@ -70,9 +70,14 @@ export function fleetRoutes(
       dtma_last_known_version as dtma_version, last_heartbeat_at
     from account_tool_environments`;
 
-  app.get("/v1/fleet/versions", serviceOnly, async (req) => {
+  const versions = {
+    summary: "Which images each live toolbox runs and since when",
+    responses: { "200": prose("{ toolboxes: [{deployed, wanted, reported}], next }") },
+  };
+  const versionsRoute = apiRoute("service", versions, { querystring: versionsQuery });
+  app.get("/v1/fleet/versions", versionsRoute, async (req) => {
     await caller(req);
-    const q = parse(versionsQuery, req.query, "query");
+    const q = req.query;
     const { rows } = await deps.pool.query<VersionRow>(
       `${select} where status not in ('deprovisioned', 'inactive')
          and ($1::uuid is null or account_id > $1) order by account_id limit $2`,
@@ -84,9 +89,14 @@ export function fleetRoutes(
     };
   });
 
-  app.get("/v1/fleet/versions/:account_id", serviceOnly, async (req) => {
+  const one = {
+    summary: "One toolbox's images and their history",
+    responses: { "200": prose("{ toolbox, history }"), "404": refusal("no toolbox") },
+  };
+  const oneRoute = apiRoute("service", one, { params: accountParams });
+  app.get("/v1/fleet/versions/:account_id", oneRoute, async (req) => {
     await caller(req);
-    const { account_id } = parse(accountParams, req.params, "account_id");
+    const { account_id } = req.params;
     const { rows } = await deps.pool.query<VersionRow>(`${select} where account_id = $1`, [
       account_id,
     ]);
@@ -113,7 +123,7 @@ export interface FleetApi {
 
 /** Upgrades, reconciliations and versions: every fleet route. */
 export function registerFleetRoutes(
-  app: FastifyInstance,
+  app: RouteApp,
   deps: FleetRouteDeps & { defaults: DeployedDefaults },
 ): void {
   upgradeRoutes(app, deps);

@@ -1,4 +1,3 @@
-import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { FLEET_EVENTS } from "../fleet/events";
 import { startReconciliation } from "../fleet/reconcile";
@@ -6,23 +5,31 @@ import { reconcileRequest } from "../fleet/reconcileRequest";
 import type { FleetOperationRow } from "../fleet/records";
 import { fleetOperationView } from "../fleet/views";
 import { fleetAccess, who, type FleetRouteDeps } from "./upgrades";
-import { parse } from "./validation";
+import { apiRoute, eventStream, prose, refusal, tooManyStreams } from "../openapi";
+import { operationParams, type RouteApp } from "./validation";
 
-const serviceOnly = { config: { auth: "service" as const } };
 const listQuery = z.object({ limit: z.coerce.number().int().min(1).max(100).default(20) }).strict();
 
 /** Reconciliation runs (service token only): start one (a dry run by default), follow it. */
-export function reconcileRoutes(app: FastifyInstance, deps: FleetRouteDeps): void {
+export function reconcileRoutes(app: RouteApp, deps: FleetRouteDeps): void {
   const { caller, load } = fleetAccess(deps, "reconcile", "reconciliation");
+  const byId = { params: operationParams };
 
-  app.post("/v1/reconciliations", serviceOnly, async (req, reply) => {
+  const start = {
+    summary: "Start a reconciliation run (service token): a dry run unless dry_run is false",
+    responses: {
+      "202": prose("{ reconciliation }"),
+      "409": refusal("a run is unfinished (reconciliation_in_progress)"),
+    },
+  };
+  const startRoute = apiRoute("service", start, { body: reconcileRequest });
+  app.post("/v1/reconciliations", startRoute, async (req, reply) => {
     const principal = await caller(req);
-    const request = parse(reconcileRequest, req.body, "body");
     const out = await startReconciliation(
       deps.pool,
       deps.boss,
       deps.settings.environment,
-      request,
+      req.body,
       who(principal),
     );
     if (out.outcome === "conflict") {
@@ -35,9 +42,11 @@ export function reconcileRoutes(app: FastifyInstance, deps: FleetRouteDeps): voi
     return reply.code(202).send({ reconciliation: fleetOperationView(out.run) });
   });
 
-  app.get("/v1/reconciliations", serviceOnly, async (req) => {
+  const list = { summary: "Recent runs", responses: { "200": prose("{ reconciliations }") } };
+  const listRoute = apiRoute("service", list, { querystring: listQuery });
+  app.get("/v1/reconciliations", listRoute, async (req) => {
     await caller(req);
-    const q = parse(listQuery, req.query, "query");
+    const q = req.query;
     const { rows } = await deps.pool.query<FleetOperationRow>(
       "select * from fleet_operations where kind = 'reconcile' order by created_at desc limit $1",
       [q.limit],
@@ -45,11 +54,20 @@ export function reconcileRoutes(app: FastifyInstance, deps: FleetRouteDeps): voi
     return { reconciliations: rows.map(fleetOperationView) };
   });
 
-  app.get("/v1/reconciliations/:id", serviceOnly, async (req) => ({
+  const one = {
+    summary: "A run; its result is the report: counts and findings (kind, reason, action)",
+    responses: { "200": prose("{ reconciliation }"), "404": refusal("no such run") },
+  };
+  app.get("/v1/reconciliations/:id", apiRoute("service", one, byId), async (req) => ({
     reconciliation: fleetOperationView(await load(req)),
   }));
 
-  app.get("/v1/reconciliations/:id/events", serviceOnly, async (req, reply) => {
+  const events = {
+    summary: "Server-sent events of a run, ending with `end`",
+    responses: { "200": eventStream, "404": refusal("no such run"), "429": tooManyStreams },
+  };
+  const eventsRoute = apiRoute("service", events, byId);
+  app.get("/v1/reconciliations/:id/events", eventsRoute, async (req, reply) => {
     const op = await load(req);
     deps.events.serve(FLEET_EVENTS, op.id, await deps.authenticate(req), req, reply);
   });

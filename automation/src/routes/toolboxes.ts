@@ -1,12 +1,13 @@
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyReply } from "fastify";
 import { authorizeAccount, HttpError, requireService } from "../auth/auth";
 import { getTokensCiphertext, getToolbox } from "../db/rows";
+import { answer, apiRoute, prose, refusal } from "../openapi";
 import type { RequestOutcome } from "../toolboxService";
 import type { AppDeps } from "./deps";
 import { operationView, toolboxView } from "./views";
-import { accountParams, parse, provisionBody } from "./validation";
+import { accountParams, provisionBody, type RouteApp } from "./validation";
 
-export function toolboxRoutes(app: FastifyInstance, deps: AppDeps): void {
+export function toolboxRoutes(app: RouteApp, deps: AppDeps): void {
   const provisionSchema = provisionBody(deps.offer);
   const view = (outcome: RequestOutcome, reply: FastifyReply) => {
     switch (outcome.outcome) {
@@ -38,9 +39,21 @@ export function toolboxRoutes(app: FastifyInstance, deps: AppDeps): void {
   const who = (p: { kind: string; userId?: string }) =>
     p.kind === "service" ? "service" : `user:${p.userId}`;
 
-  app.post("/v1/toolboxes", async (req, reply) => {
+  const byAccount = { params: accountParams };
+  const busy = refusal("another operation in progress");
+
+  const provision = {
+    summary: "Provision the account's toolbox (idempotent per account)",
+    responses: {
+      "200": answer("already provisioned: { toolbox }", "Accepted"),
+      "202": answer("queued, or the provision already queued/running", "Accepted"),
+      "409": refusal("another kind of operation is in progress"),
+    },
+  };
+  const provisionRoute = apiRoute("principal", provision, { body: provisionSchema });
+  app.post("/v1/toolboxes", provisionRoute, async (req, reply) => {
     const principal = await deps.authenticate(req);
-    const body = parse(provisionSchema, req.body, "body");
+    const { body } = req;
     authorizeAccount(principal, body.account_id);
     const outcome = await deps.service.provision({
       accountId: body.account_id,
@@ -52,50 +65,95 @@ export function toolboxRoutes(app: FastifyInstance, deps: AppDeps): void {
     return view(outcome, reply);
   });
 
-  app.get("/v1/toolboxes/:account_id", async (req) => {
+  const status = {
+    summary: "Status, public outputs, last heartbeat, health",
+    responses: { "200": answer("{ toolbox }", "Accepted"), "404": refusal("no toolbox") },
+  };
+  app.get("/v1/toolboxes/:account_id", apiRoute("principal", status, byAccount), async (req) => {
     const principal = await deps.authenticate(req);
-    const { account_id } = parse(accountParams, req.params, "account_id");
+    const { account_id } = req.params;
     authorizeAccount(principal, account_id);
     const row = await getToolbox(deps.pool, account_id);
     if (!row) throw new HttpError(404, "not_found", "no toolbox for this account");
     return { toolbox: toolboxView(row, deps.heartbeatTimeoutSeconds) };
   });
 
-  const serviceOnly = { config: { auth: "service" as const } };
-  app.get("/v1/toolboxes/:account_id/tokens", serviceOnly, async (req) => {
+  const tokens = {
+    summary: "The toolbox's tokens (service token only)",
+    responses: {
+      "200": prose("dtma_token, dtma_token_previous, backend_api_token, agent_gateway_token"),
+      "404": refusal("not provisioned"),
+    },
+  };
+  app.get(
+    "/v1/toolboxes/:account_id/tokens",
+    apiRoute("service", tokens, byAccount),
+    async (req) => {
+      const principal = await deps.authenticate(req);
+      requireService(principal);
+      const { account_id } = req.params;
+      const ciphertext = await getTokensCiphertext(deps.pool, account_id);
+      if (!ciphertext)
+        throw new HttpError(404, "not_found", "this account has no provisioned toolbox");
+      const t = deps.cipher.decrypt(ciphertext, account_id);
+      return {
+        dtma_token: t.dtmaToken,
+        dtma_token_previous: t.dtmaTokenPrevious,
+        backend_api_token: t.backendApiToken,
+        agent_gateway_token: t.agentGatewayToken,
+      };
+    },
+  );
+
+  const destroy = {
+    summary: "Destroy the stack; the record ends deprovisioned",
+    responses: {
+      "200": answer("already deprovisioned", "Accepted"),
+      "202": answer("queued", "Accepted"),
+      "404": refusal("no toolbox"),
+      "409": busy,
+    },
+  };
+  app.delete(
+    "/v1/toolboxes/:account_id",
+    apiRoute("principal", destroy, byAccount),
+    async (req, reply) => {
+      const principal = await deps.authenticate(req);
+      const { account_id } = req.params;
+      authorizeAccount(principal, account_id);
+      return view(await deps.service.deprovision(account_id, who(principal)), reply);
+    },
+  );
+
+  const rotate = {
+    summary:
+      "New tokens without a new droplet (service token only): the generation is raised and the stack updated; the previous DTMA token keeps working for one rotation",
+    responses: {
+      "202": answer("queued", "Accepted"),
+      "404": refusal("no toolbox"),
+      "409": refusal("not provisioned, or another operation in progress"),
+    },
+  };
+  const rotateRoute = apiRoute("service", rotate, byAccount);
+  app.post("/v1/toolboxes/:account_id/rotate-tokens", rotateRoute, async (req, reply) => {
     const principal = await deps.authenticate(req);
     requireService(principal);
-    const { account_id } = parse(accountParams, req.params, "account_id");
-    const ciphertext = await getTokensCiphertext(deps.pool, account_id);
-    if (!ciphertext)
-      throw new HttpError(404, "not_found", "this account has no provisioned toolbox");
-    const t = deps.cipher.decrypt(ciphertext, account_id);
-    return {
-      dtma_token: t.dtmaToken,
-      dtma_token_previous: t.dtmaTokenPrevious,
-      backend_api_token: t.backendApiToken,
-      agent_gateway_token: t.agentGatewayToken,
-    };
-  });
-
-  app.delete("/v1/toolboxes/:account_id", async (req, reply) => {
-    const principal = await deps.authenticate(req);
-    const { account_id } = parse(accountParams, req.params, "account_id");
-    authorizeAccount(principal, account_id);
-    return view(await deps.service.deprovision(account_id, who(principal)), reply);
-  });
-
-  app.post("/v1/toolboxes/:account_id/rotate-tokens", serviceOnly, async (req, reply) => {
-    const principal = await deps.authenticate(req);
-    requireService(principal);
-    const { account_id } = parse(accountParams, req.params, "account_id");
+    const { account_id } = req.params;
     return view(await deps.service.rotateTokens(account_id, who(principal)), reply);
   });
 
-  app.post("/v1/toolboxes/:account_id/refresh", async (req, reply) => {
-    const principal = await deps.authenticate(req);
-    const { account_id } = parse(accountParams, req.params, "account_id");
-    authorizeAccount(principal, account_id);
-    return view(await deps.service.refresh(account_id, who(principal)), reply);
-  });
+  const refresh = {
+    summary: "Drift check: refresh then preview; the report is the operation's result",
+    responses: { "202": answer("queued", "Accepted"), "404": refusal("no toolbox"), "409": busy },
+  };
+  app.post(
+    "/v1/toolboxes/:account_id/refresh",
+    apiRoute("principal", refresh, byAccount),
+    async (req, reply) => {
+      const principal = await deps.authenticate(req);
+      const { account_id } = req.params;
+      authorizeAccount(principal, account_id);
+      return view(await deps.service.refresh(account_id, who(principal)), reply);
+    },
+  );
 }

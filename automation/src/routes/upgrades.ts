@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyRequest } from "fastify";
 import type { Pool } from "pg";
 import type { PgBoss } from "pg-boss";
 import { z } from "zod";
@@ -16,7 +16,8 @@ import { controlUpgrade, type ControlAction } from "../fleet/upgradeControls";
 import { upgradeRequest, type UpgradeSettings } from "../fleet/upgradeRequest";
 import { targetView, upgradeView } from "../fleet/views";
 import { uuid } from "../ids";
-import { operationParams, parse } from "./validation";
+import { apiRoute, eventStream, prose, refusal, tooManyStreams } from "../openapi";
+import { operationParams, type RouteApp } from "./validation";
 
 export interface FleetRouteDeps {
   pool: Pool;
@@ -27,7 +28,6 @@ export interface FleetRouteDeps {
   events: EventStreams;
 }
 
-const serviceOnly = { config: { auth: "service" as const } };
 const listQuery = z
   .object({
     status: z.enum(["queued", "running", "stopped", "aborted", "succeeded", "failed"]).optional(),
@@ -54,10 +54,11 @@ export function fleetAccess(deps: FleetRouteDeps, kind: FleetOperationRow["kind"
     requireService(principal);
     return principal;
   };
-  const load = async (req: FastifyRequest): Promise<FleetOperationRow> => {
+  const load = async (
+    req: FastifyRequest & { params: { id: string } },
+  ): Promise<FleetOperationRow> => {
     await caller(req);
-    const { id } = parse(operationParams, req.params, "id");
-    const op = await getFleetOperation(deps.pool, id, kind);
+    const op = await getFleetOperation(deps.pool, req.params.id, kind);
     if (!op) throw new HttpError(404, "not_found", `no such ${what}`);
     return op;
   };
@@ -65,14 +66,23 @@ export function fleetAccess(deps: FleetRouteDeps, kind: FleetOperationRow["kind"
 }
 
 /** Upgrades (service token only): start, follow, stop, resume, abort. */
-export function upgradeRoutes(app: FastifyInstance, deps: FleetRouteDeps): void {
-  const schema = upgradeRequest(deps.settings);
+export function upgradeRoutes(app: RouteApp, deps: FleetRouteDeps): void {
   const { caller, load } = fleetAccess(deps, "upgrade", "upgrade");
+  const byId = { params: operationParams };
+  const noSuch = refusal("no such upgrade");
 
-  app.post("/v1/upgrades", serviceOnly, async (req, reply) => {
+  const start = {
+    summary:
+      "Start a fleet upgrade (service token): health-gated waves, one per environment at a time",
+    responses: {
+      "202": prose("{ upgrade }: status, plan, current_wave, counts by state and wave"),
+      "409": refusal("another upgrade of this environment is unfinished (upgrade_in_progress)"),
+    },
+  };
+  const startRoute = apiRoute("service", start, { body: upgradeRequest(deps.settings) });
+  app.post("/v1/upgrades", startRoute, async (req, reply) => {
     const principal = await caller(req);
-    const plan = parse(schema, req.body, "body");
-    const out = await createUpgrade(deps.pool, deps.boss, deps.settings, plan, who(principal));
+    const out = await createUpgrade(deps.pool, deps.boss, deps.settings, req.body, who(principal));
     if (out.outcome === "invalid")
       throw new HttpError(400, "invalid_request", out.message, out.field);
     if (out.outcome === "conflict") {
@@ -85,9 +95,10 @@ export function upgradeRoutes(app: FastifyInstance, deps: FleetRouteDeps): void 
     return reply.code(202).send({ upgrade: await upgradeView(deps.pool, out.upgrade) });
   });
 
-  app.get("/v1/upgrades", serviceOnly, async (req) => {
+  const list = { summary: "Recent upgrades", responses: { "200": prose("{ upgrades }") } };
+  app.get("/v1/upgrades", apiRoute("service", list, { querystring: listQuery }), async (req) => {
     await caller(req);
-    const q = parse(listQuery, req.query, "query");
+    const q = req.query;
     const { rows } = await deps.pool.query<FleetOperationRow>(
       `select * from fleet_operations where kind = 'upgrade' and ($1::text is null or status = $1)
        order by created_at desc limit $2`,
@@ -96,13 +107,22 @@ export function upgradeRoutes(app: FastifyInstance, deps: FleetRouteDeps): void 
     return { upgrades: await Promise.all(rows.map((r) => upgradeView(deps.pool, r))) };
   });
 
-  app.get("/v1/upgrades/:id", serviceOnly, async (req) => ({
+  const one = {
+    summary: "An upgrade with its counts by state and wave",
+    responses: { "200": prose("{ upgrade }"), "404": noSuch },
+  };
+  app.get("/v1/upgrades/:id", apiRoute("service", one, byId), async (req) => ({
     upgrade: await upgradeView(deps.pool, await load(req)),
   }));
 
-  app.get("/v1/upgrades/:id/toolboxes", serviceOnly, async (req) => {
+  const targets = {
+    summary: "Its toolboxes, each with its reason",
+    responses: { "200": prose("{ toolboxes, next }"), "404": noSuch },
+  };
+  const targetsRoute = apiRoute("service", targets, { ...byId, querystring: targetsQuery });
+  app.get("/v1/upgrades/:id/toolboxes", targetsRoute, async (req) => {
     const op = await load(req);
-    const q = parse(targetsQuery, req.query, "query");
+    const q = req.query;
     const { rows } = await deps.pool.query<TargetRow>(
       `select * from fleet_upgrade_targets where upgrade_id = $1
          and ($2::text is null or state = $2) and ($3::int is null or wave = $3)
@@ -116,17 +136,34 @@ export function upgradeRoutes(app: FastifyInstance, deps: FleetRouteDeps): void 
     };
   });
 
-  app.get("/v1/upgrades/:id/events", serviceOnly, async (req, reply) => {
+  const events = {
+    summary:
+      "Server-sent events (per wave, per toolbox, with reasons), ending with `end` once finished",
+    responses: { "200": eventStream, "404": noSuch, "429": tooManyStreams },
+  };
+  app.get("/v1/upgrades/:id/events", apiRoute("service", events, byId), async (req, reply) => {
     const op = await load(req);
     deps.events.serve(FLEET_EVENTS, op.id, await deps.authenticate(req), req, reply);
   });
 
+  const controls: Record<ControlAction, string> = {
+    stop: "Stop: nothing new starts, queued steps are withdrawn",
+    resume: "Resume a stopped upgrade",
+    abort: "Abort: toolboxes not started are skipped",
+  };
   for (const action of ["stop", "resume", "abort"] as const satisfies ControlAction[]) {
-    app.post(`/v1/upgrades/:id/${action}`, serviceOnly, async (req, reply) => {
+    const control = {
+      summary: controls[action],
+      responses: {
+        "200": prose("{ upgrade }"),
+        "404": noSuch,
+        "409": refusal("the upgrade can no longer be changed so (upgrade_not_changeable)"),
+      },
+    };
+    const controlRoute = apiRoute("service", control, { ...byId, body: noBody });
+    app.post(`/v1/upgrades/:id/${action}`, controlRoute, async (req, reply) => {
       const principal = await caller(req);
-      const { id } = parse(operationParams, req.params, "id");
-      parse(noBody, req.body, "body");
-      const out = await controlUpgrade(deps.pool, deps.boss, id, action, who(principal));
+      const out = await controlUpgrade(deps.pool, deps.boss, req.params.id, action, who(principal));
       if (out.outcome === "not_found") throw new HttpError(404, "not_found", "no such upgrade");
       if (out.outcome === "conflict") {
         return reply.code(409).send({
