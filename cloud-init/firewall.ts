@@ -4,7 +4,7 @@ export const FIREWALL_SCRIPT_PATH = "/usr/local/sbin/toolbox-firewall";
 export const FIREWALL_UNIT_NAME = "toolbox-firewall.service";
 
 /** One iptables rule: the chain it is appended to and its match/target words. */
-export interface IptablesRule {
+interface IptablesRule {
   chain: "DOCKER-USER" | "TOOLBOX-INPUT";
   spec: string;
   /** Why the rule exists (rendered as a comment in the script). */
@@ -12,13 +12,13 @@ export interface IptablesRule {
 }
 
 /** Metadata (169.254.169.254) and the rest of link-local: nothing a container may need there. */
-export const LINK_LOCAL = "169.254.0.0/16";
+const LINK_LOCAL = "169.254.0.0/16";
 
 /**
  * IPv4 rules. DOCKER-USER sees every forwarded packet after Docker's DNAT, before Docker's own
  * rules; TOOLBOX-INPUT is jumped to first from INPUT and sees what containers send to the host.
  */
-export function ipv4Rules(o: ResolvedOptions): IptablesRule[] {
+function ipv4Rules(o: ResolvedOptions): IptablesRule[] {
   const tools = o.toolsSubnet.text;
   const control = o.controlSubnet.text;
   return [
@@ -53,7 +53,7 @@ export function ipv4Rules(o: ResolvedOptions): IptablesRule[] {
 }
 
 /** IPv6: no metadata service and no IPv6 control subnet, so only host and DTMA rules apply. */
-export function ipv6Rules(o: ResolvedOptions): IptablesRule[] {
+function ipv6Rules(o: ResolvedOptions): IptablesRule[] {
   return [
     {
       chain: "DOCKER-USER",

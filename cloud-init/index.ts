@@ -1,4 +1,4 @@
 /** Pure renderer of a toolbox droplet's `#cloud-config` (Ubuntu 24.04). See README.md. */
 export { CloudInitError } from "./errors";
 export { CLOUD_INIT_DEFAULTS, type CloudInitOptions } from "./options";
-export { DOCKER_GROUP_GID, renderCloudConfig, USER_DATA_LIMIT_BYTES } from "./render";
+export { DOCKER_GROUP_GID, renderCloudConfig } from "./render";

@@ -10,7 +10,7 @@ import { resolveOptions, type CloudInitOptions } from "./options";
 export const DOCKER_GROUP_GID = 2375;
 
 /** DigitalOcean's user-data limit. */
-export const USER_DATA_LIMIT_BYTES = 64 * 1024;
+const USER_DATA_LIMIT_BYTES = 64 * 1024;
 
 /**
  * Renders the droplet's `#cloud-config`. Pure and deterministic. The only secret it carries is

@@ -20,7 +20,7 @@ import { dockerSshOptions } from "./sshAccess";
 import { ToolboxContainers } from "./toolboxContainers";
 import { ToolboxDroplet } from "./toolboxDroplet";
 
-export type ToolboxTarget = "digitalocean" | "local";
+type ToolboxTarget = "digitalocean" | "local";
 
 export interface AccountToolboxArgs {
   /**
@@ -111,8 +111,6 @@ function localSocketGid(): number {
     return 0;
   }
 }
-
-export { TOOLBOX_TAG };
 
 const REQUIRED_FOR_DIGITALOCEAN = [
   "sshKeyIds",

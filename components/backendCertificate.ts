@@ -18,7 +18,7 @@ export interface BackendCertificateArgs {
   earlyRenewalHours?: number;
 }
 
-export const BACKEND_CERT_DEFAULTS = { validityHours: 2160, earlyRenewalHours: 720 } as const;
+const BACKEND_CERT_DEFAULTS = { validityHours: 2160, earlyRenewalHours: 720 } as const;
 
 /**
  * The backend's TLS key and a certificate signed by the platform CA for the addresses and name

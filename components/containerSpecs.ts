@@ -24,11 +24,10 @@ import {
   type ResidentRole,
 } from "@agentopia-toolboxes/contract";
 
-export { BACKEND_PORT, CONTROL_SUBNET, DTMA_ALIAS, DTMA_PORT, TOOLS_SUBNET };
-export { LABEL_ACCOUNT, LABEL_MANAGED_BY, LABEL_ROLE };
+export { BACKEND_PORT, CONTROL_SUBNET, DTMA_PORT, TOOLS_SUBNET };
 export const DOCKER_SOCKET = "/var/run/docker.sock";
 
-export type ContainerRole = ResidentRole;
+type ContainerRole = ResidentRole;
 
 export interface NetworkSpec {
   /**

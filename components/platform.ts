@@ -19,7 +19,7 @@ export interface ToolboxPlatformArgs {
   caValidityHours?: number;
 }
 
-export const PLATFORM_CA_DEFAULTS = { algorithm: "ECDSA", validityHours: 87600 } as const;
+const PLATFORM_CA_DEFAULTS = { algorithm: "ECDSA", validityHours: 87600 } as const;
 
 /** SHA-256 fingerprint of a PEM certificate, as clients pin it (`AB:CD:…`). */
 export function certificateSha256(pem: string): string {

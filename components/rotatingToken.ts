@@ -12,7 +12,7 @@ export interface RotatingTokenArgs {
 }
 
 /** Alphanumeric tokens need this many characters for at least 256 bits of entropy. */
-export const MIN_TOKEN_LENGTH = 43;
+const MIN_TOKEN_LENGTH = 43;
 
 /**
  * A token that rotates without losing the one before it.

@@ -21,8 +21,8 @@ export { TOOLBOX_TAG };
 export const ACCOUNT_TAG = ACCOUNT_TAG_PATTERN;
 
 /** The contract's allow-lists: regions with VPC and Premium droplets, sizes a toolbox needs. */
-export const DEFAULT_ALLOWED_REGIONS: string[] = [...ALLOWED_REGIONS];
-export const DEFAULT_ALLOWED_SIZES: string[] = [...ALLOWED_SIZES];
+const DEFAULT_ALLOWED_REGIONS: string[] = [...ALLOWED_REGIONS];
+const DEFAULT_ALLOWED_SIZES: string[] = [...ALLOWED_SIZES];
 
 export const dropletMonitoring: ResourcePolicy = {
   name: "droplet-monitoring",

@@ -9,7 +9,6 @@ import { records, text, texts, type Props } from "./props";
 import { configOf, type ResourcePolicy, type StackPolicy } from "./types";
 
 export const FIREWALL = "digitalocean:index/firewall:Firewall";
-export { DTMA_PORT };
 
 /** Whether a source admits (nearly) everyone: the contract's rule for control-plane ranges. */
 export const isWorld = isWorldCidr;

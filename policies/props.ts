@@ -11,7 +11,7 @@ export function record(value: unknown): Props | undefined {
     : undefined;
 }
 
-export function list(value: unknown): unknown[] {
+function list(value: unknown): unknown[] {
   return Array.isArray(value) ? (value as unknown[]) : [];
 }
 

@@ -31,7 +31,7 @@ export interface PackResource {
   propertyDependencies?: Record<string, string[]>;
 }
 
-export interface Violation {
+interface Violation {
   policy: string;
   enforcementLevel: EnforcementLevel;
   urn?: string;

@@ -80,7 +80,7 @@ export function secretKindOf(value: string): string | undefined {
 const ASSIGNMENT = /\b([A-Za-z_][A-Za-z0-9_]*)["']?\s*(?:=|:\s)\s*(["']?)([^\s"'#,;]*)/g;
 
 /** Every secret in a free text (a script, a file body), located by line. */
-export function scanText(body: string, where = ""): SecretFinding[] {
+function scanText(body: string, where = ""): SecretFinding[] {
   const findings: SecretFinding[] = [];
   const prefix = where === "" ? "" : `${where} `;
   body.split("\n").forEach((line, i) => {
@@ -149,7 +149,7 @@ export function scanUserData(userData: string): SecretFinding[] {
 }
 
 /** Env names that hold a fleet-wide credential: one of these on a droplet compromises them all. */
-export const FLEET_CREDENTIAL_NAMES: ReadonlySet<string> = new Set([
+const FLEET_CREDENTIAL_NAMES: ReadonlySet<string> = new Set([
   "DIGITALOCEAN_TOKEN",
   "DIGITALOCEAN_ACCESS_TOKEN",
   "DO_TOKEN",

@@ -37,7 +37,7 @@ function hasTls(container: PolicyResource): boolean {
   return names.includes(BACKEND_TLS_ENV.cert) && names.includes(BACKEND_TLS_ENV.key);
 }
 
-export const backendTlsOnDroplets: StackPolicy = {
+const backendTlsOnDroplets: StackPolicy = {
   name: "toolbox-backend-tls",
   description: `On DigitalOcean every toolbox backend serves TLS (${BACKEND_TLS_ENV.cert} and ${BACKEND_TLS_ENV.key} in its environment): its port crosses the internet with tokens.`,
   enforcementLevel: "mandatory",
@@ -57,7 +57,7 @@ export const backendTlsOnDroplets: StackPolicy = {
   },
 };
 
-export const backendWorldNeedsTls: StackPolicy = {
+const backendWorldNeedsTls: StackPolicy = {
   name: "firewall-backend-world-needs-tls",
   description: `A firewall may open the backend port (${BACKEND_PORT}/tcp) to the world only in front of a backend that serves TLS.`,
   enforcementLevel: "mandatory",

@@ -113,7 +113,7 @@ interface Doc {
 }
 
 /** What each route does; every route the router serves has an entry. */
-export const ROUTE_DOCS: Record<string, Doc> = {
+const ROUTE_DOCS: Record<string, Doc> = {
   "GET /health": { summary: "Liveness, without a token and without a version" },
   "GET /status": {
     summary:
@@ -164,7 +164,7 @@ export const ROUTE_DOCS: Record<string, Doc> = {
   "DELETE /mcp": { summary: "MCP: end a session (aggregate)" },
 };
 
-export const routeKey = (r: Pick<Route, "method" | "path">) => `${r.method} ${r.path}`;
+const routeKey = (r: Pick<Route, "method" | "path">) => `${r.method} ${r.path}`;
 
 export function openapiDocument(router: Router, version: string) {
   const paths: Record<string, Record<string, unknown>> = {};

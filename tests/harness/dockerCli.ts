@@ -64,7 +64,7 @@ export function createNetwork(net: NetworkSpec): void {
 }
 
 /** `docker create` arguments for a spec; secrets come from `envFile`, never argv. */
-export function createArgs(spec: ContainerSpec<string>, envFile: string): string[] {
+function createArgs(spec: ContainerSpec<string>, envFile: string): string[] {
   const [first] = spec.networks;
   const args = [
     "create",

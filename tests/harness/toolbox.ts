@@ -15,7 +15,7 @@ import { createNetwork, docker, DTMA_TEST_IMAGE, runSpec } from "./dockerCli";
 
 export const BACKEND_TEST_IMAGE = "agentopia/backend:dev";
 
-export interface ToolboxTokens {
+interface ToolboxTokens {
   dtma: string;
   backendApi: string;
   agentGateway: string;
@@ -61,7 +61,7 @@ export async function waitHealthy(name: string, timeoutMs = 90_000): Promise<voi
 }
 
 /** The loopback port Docker chose for the backend. */
-export function publishedPort(container: string, internal: number): number {
+function publishedPort(container: string, internal: number): number {
   const out = docker(["port", container, `${internal}/tcp`]);
   const port = Number(/:(\d+)\s*$/m.exec(out)?.[1]);
   if (!Number.isInteger(port) || port <= 0) throw new Error(`no published port in '${out}'`);

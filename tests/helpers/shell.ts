@@ -17,7 +17,7 @@ export function run(command: string, args: string[], input?: string): RunResult 
 }
 
 /** Whether an executable is on PATH. */
-export function hasCommand(name: string): boolean {
+function hasCommand(name: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${name}`]).status === 0;
 }
 

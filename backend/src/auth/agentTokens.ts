@@ -34,7 +34,7 @@ export type Verified =
   | { ok: true; principal: Principal; issuedAt: number }
   | { ok: false; reason: "invalid" | "expired" };
 
-export function signingKey(internalApiSecret: string): Uint8Array {
+function signingKey(internalApiSecret: string): Uint8Array {
   return new Uint8Array(hkdfSync("sha256", internalApiSecret, ISSUER, KEY_INFO, 32));
 }
 

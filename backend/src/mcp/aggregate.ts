@@ -12,7 +12,7 @@ import { isObject, NAMESPACE_SEPARATOR, Refusal, SERVER_NAME } from "./protocol"
 
 const MAX_PAGES = 100;
 
-export const AGGREGATE_INSTRUCTIONS =
+const AGGREGATE_INSTRUCTIONS =
   "The tools of every MCP server this token may use on this toolbox, each named " +
   "<server>__<tool>. Only tools are offered here; prompts and resources are on /mcp/<server>.";
 
@@ -30,7 +30,7 @@ export function aggregateIdentity(version: string): {
 }
 
 /** The servers the caller may use and that run, by name (deterministic order). */
-export function usableServers(core: Core, ctx: Ctx): GatewayServer[] {
+function usableServers(core: Core, ctx: Ctx): GatewayServer[] {
   return core.deps.servers
     .list()
     .filter((s) => s.running && SERVER_NAME.test(s.name) && mayUse(ctx.principal, s.name))

@@ -17,7 +17,7 @@ import { SseStream } from "./sse";
 const SAFETY_MARGIN_MS = 2_000;
 
 /** The HTTP side of one request: where progress and the answer go, and its abort signal. */
-export class Exchange {
+class Exchange {
   readonly abort = new AbortController();
   private readonly sse: SseStream | undefined;
   private answered = false;

@@ -74,7 +74,7 @@ export function writeStatus(
 }
 
 /** The JSON-RPC error body of a refusal (with the request's id when it is known). */
-export function refusalBody(r: Refusal, id?: string | number): ErrorMessage {
+function refusalBody(r: Refusal, id?: string | number): ErrorMessage {
   return errorMessage(id, r.code, r.message, r.data);
 }
 

@@ -31,7 +31,7 @@ import { SessionStore } from "./sessions";
 import { KeepAlive } from "./sse";
 import { Hub, Upstreams } from "./upstream";
 
-export interface McpStats {
+interface McpStats {
   /** Sessions open now, by server ("*" is `/mcp`). */
   sessions: Record<string, number>;
   /** `subscriptions/listen` streams open now, by server. */

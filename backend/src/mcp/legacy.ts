@@ -43,7 +43,7 @@ const LIST_CHANGED = new Set([
 ]);
 
 /** `MCP-Protocol-Version` of a request after initialize: absent is 2025-03-26, unknown is 400. */
-export function legacyVersion(ctx: Ctx): string {
+function legacyVersion(ctx: Ctx): string {
   const v = header(ctx.req, "mcp-protocol-version");
   if (v === undefined) return DEFAULT_HEADER_VERSION;
   if (LEGACY_VERSIONS.includes(v)) return v;
@@ -62,7 +62,7 @@ export function legacyVersion(ctx: Ctx): string {
 }
 
 /** The caller's session on this endpoint: 400 without the header, 404 when unknown, ended or not theirs. */
-export function requireSession(core: Core, ctx: Ctx): Session {
+function requireSession(core: Core, ctx: Ctx): Session {
   const sid = header(ctx.req, "mcp-session-id");
   if (!sid)
     throw new Refusal(

@@ -38,14 +38,14 @@ type Request = Extract<Incoming, { kind: "request" }>;
  * gateway does not watch their lists, so 0 (re-fetch when needed; list changes are announced on
  * `subscriptions/listen`).
  */
-export const CACHE_TTL_MS = 0;
+const CACHE_TTL_MS = 0;
 const MAX_LISTEN_URIS = 100;
 
 const mismatch = (message: string): Refusal => new Refusal(400, ErrorCodes.HeaderMismatch, message);
 const badMeta = (message: string): Refusal => new Refusal(400, ErrorCodes.InvalidParams, message);
 
 /** The request's envelope and mirrored headers, as the transport requires; a 400 naming what is wrong. */
-export function checkEnvelope(ctx: Ctx, msg: Request): void {
+function checkEnvelope(ctx: Ctx, msg: Request): void {
   const meta = metaOf(msg.params);
   const version = meta?.[META.protocolVersion];
   if (typeof version !== "string")

@@ -32,7 +32,7 @@ export const META = {
 } as const;
 
 /** `_meta` keys of 2026-07-28 that describe the client: never forwarded to a (legacy) server. */
-export const MODERN_REQUEST_META_KEYS: readonly string[] = [
+const MODERN_REQUEST_META_KEYS: readonly string[] = [
   META.protocolVersion,
   META.clientInfo,
   META.clientCapabilities,
@@ -63,7 +63,7 @@ export const MODERN_FORWARDED: ReadonlySet<string> = new Set([
 ]);
 
 /** Results that carry caching hints in 2026-07-28 (`ttlMs`, `cacheScope`). */
-export const CACHEABLE: ReadonlySet<string> = new Set([
+const CACHEABLE: ReadonlySet<string> = new Set([
   "server/discover",
   "tools/list",
   "prompts/list",

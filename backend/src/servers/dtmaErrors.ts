@@ -6,7 +6,7 @@ import { HttpError } from "@agentopia-toolboxes/servicekit/http";
  * and field (they name the caller's input); its own failures are 502 `dtma_error`; a DTMA that
  * cannot be reached or does not answer in time is 503 `dtma_unavailable` with the reason.
  */
-export function fromDtma(err: unknown): unknown {
+function fromDtma(err: unknown): unknown {
   if (err instanceof DtmaUnavailable) {
     return new HttpError(503, "dtma_unavailable", `the DTMA is unavailable: ${err.reason}`);
   }

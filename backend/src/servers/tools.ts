@@ -3,7 +3,7 @@ import type { JsonObject, Lane } from "../upstream/types";
 /** At most this many pages of tools/list are read for one server (a server paging forever). */
 const MAX_PAGES = 20;
 
-export class ToolsListFailed extends Error {}
+class ToolsListFailed extends Error {}
 
 /** Every tool a server offers, read through its lane (the same path agents use), all pages. */
 export async function listAllTools(lane: Lane, timeoutMs: number): Promise<JsonObject[]> {

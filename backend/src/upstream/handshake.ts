@@ -5,11 +5,11 @@ import type { CallOutcome, InitializeResult, JsonObject } from "./types";
 import { ErrorCodes } from "./types";
 
 /** The name the gateway gives itself in its own `initialize` (servers see this, never an agent). */
-export const GATEWAY_CLIENT_NAME = "agentopia-toolbox-gateway";
+const GATEWAY_CLIENT_NAME = "agentopia-toolbox-gateway";
 /** The version the gateway asks for; the server may answer an older one it supports. */
-export const GATEWAY_PROTOCOL_VERSION = "2025-11-25";
+const GATEWAY_PROTOCOL_VERSION = "2025-11-25";
 /** The sessionful-era versions a lane accepts in the server's InitializeResult. */
-export const SUPPORTED_PROTOCOL_VERSIONS: readonly string[] = [
+const SUPPORTED_PROTOCOL_VERSIONS: readonly string[] = [
   "2025-11-25",
   "2025-06-18",
   "2025-03-26",

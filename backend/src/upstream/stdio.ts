@@ -147,7 +147,7 @@ export async function createStdioLane(opts: StdioLaneOptions): Promise<UpstreamL
 }
 
 /** What the DTMA client's `attach` / `openLane` give: the stdio stream and the process's start. */
-export interface StdioAttachment {
+interface StdioAttachment {
   stream: Duplex;
   /** The container's State.StartedAt when the stream opened; a new value means a new process. */
   startedAt: string | null;

@@ -20,11 +20,11 @@ import { createMcpGateway } from "../../src/mcp";
 import { createHttpLane, createStdioLane, createSupervisor } from "../../src/upstream";
 import type { Lane, LaneSupervisor } from "../../src/upstream/types";
 
-export const exec = promisify(execFile);
+const exec = promisify(execFile);
 
 const REPO = path.resolve(__dirname, "../../..");
-export const STDIO_FIXTURE = path.join(REPO, "backend/test/fixtures/mcp-tools/stdio.mjs");
-export const HTTP_FIXTURE = path.join(REPO, "backend/test/fixtures/mcp-tools/http.mjs");
+const STDIO_FIXTURE = path.join(REPO, "backend/test/fixtures/mcp-tools/stdio.mjs");
+const HTTP_FIXTURE = path.join(REPO, "backend/test/fixtures/mcp-tools/http.mjs");
 export const EVERYTHING_IMAGE = "agentopia-test/mcp-everything:latest";
 
 /** Test tokens and who they are. */
@@ -51,7 +51,7 @@ const PRINCIPALS: Record<string, Principal> = {
 };
 
 /** A small authenticate over the fixed tokens (the real verifier is the app's). */
-export function testAuthenticate(req: http.IncomingMessage): Promise<Principal | AuthFailure> {
+function testAuthenticate(req: http.IncomingMessage): Promise<Principal | AuthFailure> {
   const h = req.headers.authorization;
   if (!h) return Promise.resolve({ reason: "missing" });
   const m = /^Bearer (\S+)$/.exec(h);
@@ -59,7 +59,7 @@ export function testAuthenticate(req: http.IncomingMessage): Promise<Principal |
   return Promise.resolve(PRINCIPALS[m[1]] ?? { reason: "invalid" });
 }
 
-export class RecordingMetrics {
+class RecordingMetrics {
   readonly toolCalls: { server: string; outcome: string }[] = [];
   readonly requests: { server: string; method: string; outcome: string }[] = [];
   readonly opened: string[] = [];
@@ -87,7 +87,7 @@ export class RecordingMetrics {
 }
 
 /** Every log line the gateway wrote, parsed. */
-export class LogSink extends Writable {
+class LogSink extends Writable {
   readonly lines: any[] = [];
   readonly raw: string[] = [];
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
@@ -138,7 +138,7 @@ function spawnTracked(command: string, args: string[], env: NodeJS.ProcessEnv = 
 }
 
 /** Kills whatever test process is still running. */
-export async function killChildren(): Promise<void> {
+async function killChildren(): Promise<void> {
   await Promise.all(
     [...children].map(
       (c) =>
@@ -153,7 +153,7 @@ export async function killChildren(): Promise<void> {
 
 const LANE = { maxMessageBytes: 4 * 1024 * 1024, initializeTimeoutMs: 20_000 };
 
-export type ServerKind = "stdio" | "http" | "everything";
+type ServerKind = "stdio" | "http" | "everything";
 
 export interface ServerSpec {
   name: string;
@@ -285,7 +285,7 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
-export const TEST_LIMITS: GatewayLimits = {
+const TEST_LIMITS: GatewayLimits = {
   maxBodyBytes: 256 * 1024,
   requestTimeoutMs: 20_000,
   sessionIdleMs: 60_000,
@@ -519,7 +519,7 @@ export function modernHeaders(body: any, token: string = TOKENS.all): Record<str
   return h;
 }
 
-export const MODERN_META = {
+const MODERN_META = {
   "io.modelcontextprotocol/protocolVersion": "2026-07-28",
   "io.modelcontextprotocol/clientInfo": { name: "raw-test", version: "0.0.0" },
   "io.modelcontextprotocol/clientCapabilities": {},

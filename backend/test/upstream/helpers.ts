@@ -13,17 +13,17 @@ import { Duplex, duplexPair } from "node:stream";
 import { promisify } from "node:util";
 import type { Clock } from "../../src/upstream/supervisor";
 
-export const exec = promisify(execFile);
+const exec = promisify(execFile);
 
 const REPO = path.resolve(__dirname, "../../..");
-export const MCP_TOOLS = path.join(REPO, "backend/test/fixtures/mcp-tools");
-export const STDIO_FIXTURE = path.join(MCP_TOOLS, "stdio.mjs");
+const MCP_TOOLS = path.join(REPO, "backend/test/fixtures/mcp-tools");
+const STDIO_FIXTURE = path.join(MCP_TOOLS, "stdio.mjs");
 export const HTTP_FIXTURE = path.join(MCP_TOOLS, "http.mjs");
 export const STATELESS_FIXTURE = path.join(REPO, "dtma/test/fixtures/mcp-echo/server.mjs");
 export const EVERYTHING_IMAGE = "agentopia-test/mcp-everything:latest";
 
 /** A Duplex in front of another that records each line written through it (what the server got). */
-export class Recorder extends Duplex {
+class Recorder extends Duplex {
   readonly lines: string[] = [];
   private partial = "";
 
@@ -243,7 +243,7 @@ export async function startHttpFixture(script: string, port?: number): Promise<H
   return fixture;
 }
 
-export interface Exchange {
+interface Exchange {
   method: string;
   headers: http.IncomingHttpHeaders;
   body: any;

@@ -17,11 +17,11 @@ export interface SandboxInput {
   toolNetwork: string;
 }
 
-export const TMPFS_SIZE = "64m";
+const TMPFS_SIZE = "64m";
 
 /** The image's user when it is a numeric uid other than 0, else nobody (65534). */
 const NUMERIC_NON_ROOT = /^[1-9][0-9]*(?::[0-9]+)?$/;
-export const NOBODY = "65534:65534";
+const NOBODY = "65534:65534";
 
 /**
  * Who a tool runs as: root only when asked (and allowed), an explicit numeric user, the image's

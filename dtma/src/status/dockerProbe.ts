@@ -13,7 +13,7 @@ export interface DockerProbeOptions {
   timeoutMs: number;
 }
 
-export const DEFAULT_PROBE: DockerProbeOptions = { intervalMs: 5000, timeoutMs: 5000 };
+const DEFAULT_PROBE: DockerProbeOptions = { intervalMs: 5000, timeoutMs: 5000 };
 
 export class DockerProbe {
   private current: DockerLiveness = "ok";

@@ -13,7 +13,7 @@ export type CallerGone =
   /** A lane: end the process's stdin (EOF) and hold on until the process exits. */
   | "eof";
 
-export type EndReason = "caller closed" | "tool exited" | "dtma stopped";
+type EndReason = "caller closed" | "tool exited" | "dtma stopped";
 
 export interface Bridge {
   /** Resolves once the Docker side has closed: the attachment is over, the lane's process gone. */

@@ -20,7 +20,7 @@ export interface Caps {
 }
 
 /** The most lanes a deploy may ask for, whatever the toolbox's cap. */
-export const MAX_LANES = 32;
+const MAX_LANES = 32;
 export const DEFAULT_LANES = 4;
 
 export type ParsedSpec = Omit<
@@ -295,5 +295,3 @@ export function parseSpec(body: unknown, caps: Caps): ParsedSpec {
   spec.run_as_root = runAsRoot;
   return spec;
 }
-
-export type { ToolSpec };

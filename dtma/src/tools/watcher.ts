@@ -21,7 +21,7 @@ export interface WatcherDeps {
   onEvent?: (event: DockerEvent) => void;
 }
 
-export interface DockerEvent {
+interface DockerEvent {
   Type?: string;
   Action?: string;
   Actor?: { ID?: string; Attributes?: Record<string, string> };
@@ -36,7 +36,7 @@ const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5000;
 const SWEEP_MS = 1000;
 
-export function reached(tool: Tool | null, state: WaitState): boolean {
+function reached(tool: Tool | null, state: WaitState): boolean {
   if (state === "removed") return tool === null;
   if (!tool) return false;
   if (state === "healthy") return tool.health === "healthy";
