@@ -1,6 +1,7 @@
 import { installationStatusFor, type InstallationStatus } from "@agentopia-toolboxes/contract";
 import type { Pool } from "pg";
 import { z } from "zod";
+import { isUuid } from "./ids";
 import { sha256Hex } from "./secrets/tokenCipher";
 
 /** The DTMA's heartbeat body (Agentopia's contract); unknown fields are kept in the details. */
@@ -28,8 +29,6 @@ export type HeartbeatBody = z.infer<typeof heartbeatBody>;
 
 /** The contract's map (the DTMA reports with the same one): the Docker state decides. */
 export { installationStatusFor };
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface HeartbeatResult {
   /** False for an unknown token (nothing was written). */
@@ -69,7 +68,7 @@ export async function recordHeartbeat(
   for (const t of body.tool_statuses ?? []) {
     const id = t.account_tool_instance_id;
     if (!id) continue;
-    if (!UUID.test(id)) unknown.push(id);
+    if (!isUuid(id)) unknown.push(id);
     else tools.set(id.toLowerCase(), installationStatusFor(t) ?? null);
   }
   const { rows } = await pool.query<{ updated: string[] | null; foreign: string[] | null }>(
