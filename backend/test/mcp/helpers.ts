@@ -3,14 +3,12 @@
 // routes, real supervisors over real lanes to the fixture servers (mcp-tools in stdio mode as
 // child processes, in http mode as a child listening on loopback, server-everything under
 // `docker run -i`), fixed test tokens, recorded metrics and captured logs, and a raw HTTP client.
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import http from "node:http";
-import net from "node:net";
-import path from "node:path";
+import type net from "node:net";
 import { Duplex, Writable } from "node:stream";
-import { promisify } from "node:util";
 import { Router, TokenVerifier, createHttpServer } from "@agentopia-toolboxes/servicekit/http";
 import { createLogger } from "@agentopia-toolboxes/servicekit/log";
 import type { AuthFailure, Principal } from "../../src/auth/principal";
@@ -20,12 +18,17 @@ import { createMcpGateway } from "../../src/mcp";
 import { createHttpLane, createStdioLane, createSupervisor } from "../../src/upstream";
 import type { Lane, LaneSupervisor } from "../../src/upstream/types";
 
-const exec = promisify(execFile);
+import {
+  dockerImageMissing,
+  EVERYTHING_IMAGE,
+  freePort,
+  HTTP_FIXTURE,
+  STDIO_FIXTURE,
+  until,
+  waitForPort,
+} from "../upstream/helpers";
 
-const REPO = path.resolve(__dirname, "../../..");
-const STDIO_FIXTURE = path.join(REPO, "backend/test/fixtures/mcp-tools/stdio.mjs");
-const HTTP_FIXTURE = path.join(REPO, "backend/test/fixtures/mcp-tools/http.mjs");
-export const EVERYTHING_IMAGE = "agentopia-test/mcp-everything:latest";
+export { dockerImageMissing, EVERYTHING_IMAGE, until };
 
 /** Test tokens and who they are. */
 export const TOKENS = {
@@ -169,33 +172,6 @@ export interface TestServer extends GatewayServer {
   /** Every line the gateway wrote to this server's stdio processes (what the server got). */
   sent: string[];
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number, child: ChildProcess): Promise<void> {
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the fixture exited with ${child.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 export async function startServer(spec: ServerSpec): Promise<TestServer> {
@@ -349,20 +325,6 @@ export async function startGateway(opts: {
 }
 
 /** Whether Docker and the image are there (the suite says why it is skipped otherwise). */
-export async function dockerImageMissing(image: string): Promise<string | null> {
-  try {
-    await exec("docker", ["info"], { timeout: 10_000 });
-  } catch {
-    return "the Docker daemon is not reachable";
-  }
-  try {
-    await exec("docker", ["image", "inspect", image], { timeout: 10_000 });
-    return null;
-  } catch {
-    return `image ${image} is missing (run bash scripts/build-test-images.sh)`;
-  }
-}
-
 export interface RawResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
@@ -496,13 +458,6 @@ export function openSse(
 }
 
 /** Polls until the predicate holds (the test's timeout bounds it; no timing assertion). */
-export async function until(
-  predicate: () => boolean | Promise<boolean>,
-  stepMs = 20,
-): Promise<void> {
-  while (!(await predicate())) await new Promise((r) => setTimeout(r, stepMs));
-}
-
 /** The headers of a 2026-07-28 request for a body. */
 export function modernHeaders(body: any, token: string = TOKENS.all): Record<string, string> {
   const h: Record<string, string> = {

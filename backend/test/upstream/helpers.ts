@@ -17,7 +17,7 @@ const exec = promisify(execFile);
 
 const REPO = path.resolve(__dirname, "../../..");
 const MCP_TOOLS = path.join(REPO, "backend/test/fixtures/mcp-tools");
-const STDIO_FIXTURE = path.join(MCP_TOOLS, "stdio.mjs");
+export const STDIO_FIXTURE = path.join(MCP_TOOLS, "stdio.mjs");
 export const HTTP_FIXTURE = path.join(MCP_TOOLS, "http.mjs");
 export const STATELESS_FIXTURE = path.join(REPO, "dtma/test/fixtures/mcp-echo/server.mjs");
 export const EVERYTHING_IMAGE = "agentopia-test/mcp-everything:latest";
@@ -192,7 +192,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, child: ChildProcess, timeoutMs = 15_000): Promise<void> {
+export async function waitForPort(
+  port: number,
+  child: ChildProcess,
+  timeoutMs = 15_000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`the fixture exited with ${child.exitCode}`);
@@ -375,8 +379,11 @@ export class ManualClock implements Clock {
 }
 
 /** Resolves when `predicate` holds, polling (no timing assertion: the test's timeout bounds it). */
-export async function until(predicate: () => boolean, stepMs = 10): Promise<void> {
-  while (!predicate()) await new Promise((r) => setTimeout(r, stepMs));
+export async function until(
+  predicate: () => boolean | Promise<boolean>,
+  stepMs = 10,
+): Promise<void> {
+  while (!(await predicate())) await new Promise((r) => setTimeout(r, stepMs));
 }
 
 export function textOf(outcome: any): string {
