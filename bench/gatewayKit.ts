@@ -31,8 +31,8 @@ export function backendImage(): string {
   console.log(`backend node flags: ${flags}`);
   return "agentopia/backend:bench-flags";
 }
-export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
-export const CALLS_PER_ROUND = Number(process.env.BENCH_CALLS ?? 150);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
+const CALLS_PER_ROUND = Number(process.env.BENCH_CALLS ?? 150);
 
 export const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
@@ -91,7 +91,7 @@ export function addressOn(container: string, network: string): string {
 }
 
 /** `calls` sequential echo calls; latency of each in ms. */
-export async function timed(client: Client, calls: number, tag: string): Promise<number[]> {
+async function timed(client: Client, calls: number, tag: string): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < calls; i++) {
     const t0 = performance.now();

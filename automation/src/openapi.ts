@@ -63,13 +63,13 @@ export const prose = (description: string): ResponseDoc => ({
   content: { "application/json": {} },
 });
 /** What a route taking a user's session or the service token may refuse. */
-export const principalRefusals = {
+const principalRefusals = {
   "400": refusal("bad input (names the field)"),
   "401": refusal("no or invalid token"),
   "403": refusal("not your account"),
 };
 /** What a route of the service token's only may refuse. */
-export const serviceRefusals = {
+const serviceRefusals = {
   ...principalRefusals,
   "403": refusal("not the service token"),
 };
@@ -104,7 +104,7 @@ const SECURITY: Record<RouteAuth, Json[] | undefined> = {
 };
 
 /** A route as fastify registered it: what it validates with and how it is described. */
-export interface RegisteredRoute {
+interface RegisteredRoute {
   method: string;
   url: string;
   auth: RouteAuth;
@@ -113,7 +113,7 @@ export interface RegisteredRoute {
 }
 
 /** Records every route registered on `app` from now on (HEAD routes are fastify's own). */
-export function registeredRoutes(app: FastifyInstance): RegisteredRoute[] {
+function registeredRoutes(app: FastifyInstance): RegisteredRoute[] {
   const routes: RegisteredRoute[] = [];
   app.addHook("onRoute", (r) => {
     for (const method of [r.method].flat()) {
@@ -141,7 +141,7 @@ function embedded({ $schema: _, $id: __, ...rest }: Json): Json {
 }
 
 /** A request part's JSON Schema: what a client may send. */
-export function requestSchema(schema: z.ZodType): Json {
+function requestSchema(schema: z.ZodType): Json {
   return embedded(z.toJSONSchema(schema, { io: "input" }));
 }
 
@@ -202,7 +202,7 @@ function componentSchemas(): Json {
   return Object.fromEntries(Object.entries(schemas).map(([id, schema]) => [id, embedded(schema)]));
 }
 
-export function openApiDocument(routes: readonly RegisteredRoute[]): Json {
+function openApiDocument(routes: readonly RegisteredRoute[]): Json {
   const paths: Record<string, Json> = {};
   for (const r of routes) {
     const path = r.url.replace(/:(\w+)/g, "{$1}");

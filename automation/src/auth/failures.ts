@@ -7,7 +7,7 @@ import { LRUCache } from "lru-cache";
 // until that minute is over. The service token is checked first and never refused this way.
 
 /** The unit an attacker cannot cheaply multiply: an IPv4 address, or an IPv6 /64. */
-export function addressKey(address: string): string {
+function addressKey(address: string): string {
   if (!ipaddr.isValid(address)) return address;
   const parsed = ipaddr.process(address); // IPv4-mapped IPv6 becomes IPv4
   if (parsed.kind() === "ipv4") return parsed.toString();

@@ -12,7 +12,7 @@ export interface EmbeddedDatabase {
 }
 
 /** A free TCP port on loopback, chosen by the kernel. */
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once("error", reject);

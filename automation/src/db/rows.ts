@@ -3,7 +3,7 @@ import type { Pool, PoolClient } from "pg";
 
 export type Queryable = Pool | PoolClient;
 
-export type ToolboxStatus = LifecycleStatus;
+type ToolboxStatus = LifecycleStatus;
 
 export const OPERATION_KINDS = [
   "provision",
@@ -15,7 +15,7 @@ export const OPERATION_KINDS = [
 ] as const;
 export type OperationKind = (typeof OPERATION_KINDS)[number];
 export const OPERATION_STATUSES = ["queued", "running", "succeeded", "failed"] as const;
-export type OperationStatus = (typeof OPERATION_STATUSES)[number];
+type OperationStatus = (typeof OPERATION_STATUSES)[number];
 
 export interface ToolboxRow {
   id: string;
@@ -67,15 +67,6 @@ export interface OperationRow {
   started_at: Date | null;
   finished_at: Date | null;
   updated_at: Date;
-}
-
-export interface EventRow {
-  id: string;
-  operation_id: string;
-  at: Date;
-  type: string;
-  message: string | null;
-  data: unknown;
 }
 
 export async function getToolbox(
@@ -134,18 +125,4 @@ export async function addEvent(
     "insert into toolbox_operation_events (operation_id, type, message, data) values ($1, $2, $3, $4)",
     [operationId, type, message ?? null, data === undefined ? null : JSON.stringify(data)],
   );
-}
-
-export async function eventsAfter(
-  db: Queryable,
-  operationId: string,
-  afterId: string,
-  limit = 500,
-): Promise<EventRow[]> {
-  const { rows } = await db.query<EventRow>(
-    `select id::text, operation_id, at, type, message, data from toolbox_operation_events
-     where operation_id = $1 and id > $2 order by id limit $3`,
-    [operationId, afterId, limit],
-  );
-  return rows;
 }

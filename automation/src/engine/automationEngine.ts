@@ -10,13 +10,13 @@ import type {
 import {
   findOnPath,
   policyPacksFor,
-  PROJECT_NAME,
   pulumiConfigMap,
   updateOptions,
   workDirFor,
   workspaceOptions,
   type AutomationEngineSettings,
 } from "./automationOptions";
+import { PROJECT_NAME } from "@agentopia-toolboxes/contract";
 import type {
   DriftReport,
   EngineEvent,
@@ -32,12 +32,12 @@ import { EngineError } from "./types";
 type Automation = typeof automationApi;
 
 /** What the account program receives in-process: secrets never travel through stack config. */
-export interface AccountProgramSecrets {
+interface AccountProgramSecrets {
   sshPrivateKey?: string;
 }
 
 /** `accountProgram` of `program/account.ts`: the inline program, given its secrets. */
-export type AccountProgram = (secrets: AccountProgramSecrets) => ReturnType<PulumiFn>;
+type AccountProgram = (secrets: AccountProgramSecrets) => ReturnType<PulumiFn>;
 
 export interface AutomationEngineOptions extends AutomationEngineSettings {
   /** Directory of an installed CLI (`PulumiCommand.install`); default: `pulumi` on PATH. */

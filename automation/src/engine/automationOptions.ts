@@ -6,8 +6,6 @@ import type { ToolboxStackConfig } from "./types";
 
 /** Pure option builders for the Automation API engine, kept apart so tests can check them. */
 
-export { CONFIG_NAMESPACE, PROJECT_NAME };
-
 export interface AutomationEngineSettings {
   /** Repository root: holds `program/account.ts` and, once it exists, `policies/`. */
   repoRoot: string;
@@ -33,7 +31,7 @@ export function workDirFor(settings: AutomationEngineSettings, stackName: string
 }
 
 /** Environment for the CLI: state backend, secrets, and no update checks or interactive prompts. */
-export function engineEnvVars(settings: AutomationEngineSettings): Record<string, string> {
+function engineEnvVars(settings: AutomationEngineSettings): Record<string, string> {
   const env: Record<string, string> = {
     PULUMI_BACKEND_URL: settings.stateBackendUrl,
     PULUMI_SKIP_UPDATE_CHECK: "true",

@@ -33,7 +33,7 @@ const KEEP_ALIVE_MS = 15_000;
 /** A client this far behind (bytes buffered for it) is cut off; it may resume with Last-Event-ID. */
 const MAX_BUFFERED = 1 << 20;
 
-export interface StreamLimits {
+interface StreamLimits {
   /** Streams one user's sessions may hold at once. */
   perUser: number;
   /** Streams the service token may hold at once. */

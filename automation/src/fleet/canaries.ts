@@ -19,7 +19,7 @@ import { sha256Hex, type TokenCipher } from "../secrets/tokenCipher";
 import type { FleetMetrics } from "./metrics";
 
 /** The namespace of canary account ids (uuid v5 of `<stack>/<canary id>`). */
-export const CANARY_NAMESPACE = "3b0f5c52-8a51-4f4e-9d6c-6f1b2f0c7a10";
+const CANARY_NAMESPACE = "3b0f5c52-8a51-4f4e-9d6c-6f1b2f0c7a10";
 
 export function canaryAccountId(stack: string, canaryId: string): string {
   return uuidv5(`${stack}/${canaryId}`, CANARY_NAMESPACE);

@@ -6,10 +6,10 @@
 import { createHash } from "node:crypto";
 
 /** Wave 0 holds the canaries (possibly none); waves 1… follow the percentages. */
-export const CANARY_WAVE = 0;
+const CANARY_WAVE = 0;
 
 /** A stable shuffle: the order of sha256(seed + id), so a plan does not follow creation order. */
-export function shuffled(ids: readonly string[], seed: string): string[] {
+function shuffled(ids: readonly string[], seed: string): string[] {
   const key = (id: string) =>
     createHash("sha256").update(seed).update("\0").update(id).digest("hex");
   return [...ids]

@@ -10,7 +10,7 @@ export const FLEET_CHANNEL = "agentopia_toolbox_fleet_operations";
 export const CANARY_SYNC_QUEUE = "toolbox-canary-sync";
 export const RECONCILE_SCHEDULE_QUEUE = "toolbox-reconcile-schedule";
 
-export type FleetKind = "upgrade" | "reconcile";
+type FleetKind = "upgrade" | "reconcile";
 
 export interface FleetJob {
   operationId: string;

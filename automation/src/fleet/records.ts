@@ -37,7 +37,7 @@ export const TERMINAL: readonly TargetState[] = [
   "rollback_failed",
 ];
 /** States in which something is happening to the toolbox (the driver keeps watching). */
-export const IN_FLIGHT: readonly TargetState[] = [
+const IN_FLIGHT: readonly TargetState[] = [
   "upgrading",
   "verifying",
   "failed",

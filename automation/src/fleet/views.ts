@@ -9,7 +9,7 @@ export interface UpgradeCounts {
 }
 
 /** Counts of an upgrade's toolboxes by state, overall and per wave. */
-export async function upgradeCounts(db: Queryable, id: string): Promise<UpgradeCounts> {
+async function upgradeCounts(db: Queryable, id: string): Promise<UpgradeCounts> {
   const { rows } = await db.query<{ wave: number; state: TargetState; n: number }>(
     `select wave, state, count(*)::int as n from fleet_upgrade_targets where upgrade_id = $1
      group by wave, state order by wave, state`,

@@ -15,7 +15,7 @@ export const errorBody = z.object({
   message: z.string(),
   field: z.string().optional().describe("the request field at fault, where there is one"),
 });
-export type ErrorBody = z.infer<typeof errorBody>;
+type ErrorBody = z.infer<typeof errorBody>;
 
 const body = (error: string, message: string, field?: string): ErrorBody =>
   field ? { error, message, field } : { error, message };

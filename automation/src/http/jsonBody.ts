@@ -7,13 +7,13 @@ import { HttpError } from "../auth/auth";
 // and come back as a 500. Both are refused here, with the field, before any handler runs.
 
 /** Deeper than any body this API takes (the DTMA's heartbeat nests 3 levels). */
-export const MAX_JSON_DEPTH = 32;
+const MAX_JSON_DEPTH = 32;
 
 /**
  * How deeply the JSON text nests, counted without parsing it (so 20,000 levels cost one pass,
  * not a parser's or a validator's stack): brackets outside strings. Stops at `limit + 1`.
  */
-export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
+function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
   let depth = 0;
   let max = 0;
   let inString = false;
@@ -39,7 +39,7 @@ const unstorable = (s: string) => s.includes("\0") || LONE_SURROGATE.test(s);
  * The path (`a.0.b`, "" for the top) of the first string or key jsonb cannot hold, or undefined.
  * The value's depth is bounded by `jsonDepth` first, so this recursion is too.
  */
-export function unstorablePath(value: unknown, path: string[] = []): string | undefined {
+function unstorablePath(value: unknown, path: string[] = []): string | undefined {
   if (typeof value === "string") return unstorable(value) ? path.join(".") : undefined;
   if (value === null || typeof value !== "object") return undefined;
   if (Array.isArray(value)) {

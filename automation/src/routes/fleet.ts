@@ -39,10 +39,7 @@ interface VersionRow {
  * since when (with the history of every change), what its record asks for, and what its DTMA
  * last reported.
  */
-export function fleetRoutes(
-  app: RouteApp,
-  deps: FleetRouteDeps & { defaults: DeployedDefaults },
-): void {
+function fleetRoutes(app: RouteApp, deps: FleetRouteDeps & { defaults: DeployedDefaults }): void {
   const caller = async (req: FastifyRequest) => requireService(await deps.authenticate(req));
   const view = (r: VersionRow) => ({
     account_id: r.account_id,
