@@ -2,7 +2,9 @@
  * Throughput of the queue around a test engine of fixed latency (the test engine is the only
  * fake; Postgres, pg-boss and the HTTP app are real). 200 accounts each make 5 requests in turn
  * (provision, refresh, deprovision, provision, refresh), the next once the previous finished:
- * 1,000 operations. Prints the makespan against the ideal for the configured concurrency.
+ * 1,000 operations. Prints the makespan against the ideal for the configured concurrency, then
+ * the latency of an idle service: 4 more accounts, one after another, each request once the
+ * previous operation ended (queued → started).
  *   BENCH_LATENCY_MS (default 200), BENCH_CONCURRENCY (default 20), BENCH_ACCOUNTS (default 200)
  */
 import { randomBytes, randomUUID } from "node:crypto";
@@ -18,6 +20,7 @@ import { startService } from "../src/service";
 const latencyMs = Number(process.env.BENCH_LATENCY_MS ?? 200);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
 const accounts = Number(process.env.BENCH_ACCOUNTS ?? 200);
+const idleAccounts = Array.from({ length: 4 }, () => randomUUID());
 const steps = ["provision", "refresh", "deprovision", "provision", "refresh"] as const;
 const token = randomBytes(24).toString("hex");
 const headers = { authorization: `Bearer ${token}` };
@@ -106,6 +109,15 @@ async function main() {
   const makespan = (Date.now() - started) / 1000;
   const loopBusy = performance.eventLoopUtilization(elu).utilization;
   const cpuUsed = process.cpuUsage(cpu);
+
+  // Latency on an idle service: accounts one after another, each request once the previous ended.
+  for (const account of idleAccounts) for (const step of steps) await request(account, step);
+  const idle = await svc.pool.query<{ mean: number; max: number }>(
+    `select avg(extract(epoch from started_at - created_at)) * 1000 as mean,
+            max(extract(epoch from started_at - created_at)) * 1000 as max
+     from toolbox_operations where account_id = any($1::uuid[])`,
+    [idleAccounts],
+  );
   clearInterval(sampler);
   watching = false;
   await watcher;
@@ -120,7 +132,9 @@ async function main() {
             avg(extract(epoch from o.finished_at - o.started_at)) * 1000 as run,
             avg(extract(epoch from o.started_at - j.started_on)) * 1000 as claim
      from toolbox_operations o
-     left join pgboss.job j on j.name = 'toolbox-operations' and j.data->>'operationId' = o.id::text`,
+     left join pgboss.job j on j.name = 'toolbox-operations' and j.data->>'operationId' = o.id::text
+     where o.account_id <> all($1::uuid[])`,
+    [idleAccounts],
   );
   const overheadMs = ((makespan * concurrency) / ops) * 1000 - latencyMs;
   console.log(`operations           ${ops} (${accounts} accounts × ${steps.length} requests)`);
@@ -139,6 +153,9 @@ async function main() {
   );
   console.log(
     `mean start → finish  ${Number(rows[0]?.run).toFixed(0)} ms (engine ${latencyMs} ms + bookkeeping)`,
+  );
+  console.log(
+    `idle queued → start  ${Number(idle.rows[0]?.mean).toFixed(0)} ms mean, ${Number(idle.rows[0]?.max).toFixed(0)} ms max (${idleAccounts.length * steps.length} operations one after another, service idle)`,
   );
   console.log(
     `service process      event loop ${(loopBusy * 100).toFixed(0)}% busy, CPU ${((cpuUsed.user + cpuUsed.system) / 1e4 / makespan).toFixed(0)}% of one core (${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)})`,

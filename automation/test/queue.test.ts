@@ -256,6 +256,58 @@ describe("queue: idempotency, serialization, retries and recovery (real Postgres
     }
   });
 
+  it("a job pg-boss re-issues while its attempt still runs waits for the account lock: no overlap, no second attempt", async function () {
+    this.timeout(120_000);
+    const databaseUrl = await freshDatabase();
+    const calls: EngineCall[] = [];
+    // One slot each: the attempt takes one service's slot, the re-issued job goes to the other.
+    const [a, b] = await Promise.all(
+      [0, 1].map(() =>
+        startTestService({
+          engine: new TestEngine({ latencyMs: 4000 }, calls),
+          databaseUrl,
+          workerConcurrency: 1,
+        }),
+      ),
+    );
+    try {
+      const opId = (await post(a, newAccount())).json().operation.id as string;
+      await waitFor("the attempt's engine call", () =>
+        Promise.resolve(calls.length > 0 ? true : undefined),
+      );
+      // Its claim lapses as if the job heartbeats stopped reaching pg-boss, while the worker, its
+      // connection and the engine call live on; pg-boss fails the job and hands it out again.
+      await waitFor("pg-boss to give up the claim", async () => {
+        const { rowCount } = await a.pool.query(
+          `update pgboss.job set heartbeat_on = now() - interval '1 hour'
+           where name = 'toolbox-operations' and state = 'active' returning id`,
+        );
+        return rowCount === 0 ? true : undefined;
+      });
+      const job = await waitFor("the re-issued job to complete", async () => {
+        const { rows } = await a.pool.query(
+          `select state, retry_count, singleton_key from pgboss.job
+           where name = 'toolbox-operations' and data->>'operationId' = $1`,
+          [opId],
+        );
+        return rows[0]?.state === "completed" ? rows[0] : undefined;
+      });
+      assert.ok(job.retry_count >= 1, "pg-boss handed the job out again");
+      // The queue keys nothing (decision 0033): the account lock alone kept the jobs apart.
+      assert.equal(job.singleton_key, null);
+      const op = await operation(a, opId);
+      assert.equal(op.status, "succeeded");
+      assert.equal(op.attempts, 1, "the re-issued job found the operation finished");
+      assert.deepEqual(
+        calls.map((c) => c.op),
+        ["up"],
+      );
+      assertSerializedPerStack(calls);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
   it("a worker killed mid-operation: its operation is taken up again and finishes", async function () {
     this.timeout(120_000);
     const databaseUrl = await freshDatabase();

@@ -53,10 +53,7 @@ export async function queueSteps(
   );
   await boss.insert(
     OPERATIONS_QUEUE,
-    rows.map((r) => ({
-      data: { operationId: r.id, accountId: r.account_id },
-      singletonKey: r.account_id,
-    })),
+    rows.map((r) => ({ data: { operationId: r.id, accountId: r.account_id } })),
     { db: { executeSql: (text, values) => tx.query(text, values) } },
   );
   await tx.query("select pg_notify($1, '')", [OPERATIONS_CHANNEL]);

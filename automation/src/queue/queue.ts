@@ -78,6 +78,8 @@ export async function startQueue(
 /**
  * Enqueues within the caller's transaction, so an operation row never exists without its job, and
  * NOTIFYs the workers; PostgreSQL delivers the notification only when the transaction commits.
+ * Jobs carry no singleton key: an account's order is the one-open-operation index's, and the
+ * worker's account lock keeps its attempts apart (decision 0033).
  */
 export async function enqueueOperation(
   boss: PgBoss,
@@ -85,7 +87,6 @@ export async function enqueueOperation(
   job: OperationJob,
 ): Promise<void> {
   await boss.send(OPERATIONS_QUEUE, job, {
-    singletonKey: job.accountId,
     db: { executeSql: (text, values) => tx.query(text, values) },
   });
   await tx.query("select pg_notify($1, '')", [OPERATIONS_CHANNEL]);
