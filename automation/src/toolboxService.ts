@@ -8,7 +8,7 @@ import {
 } from "./db/rows";
 import { stackNameFor } from "./engine/types";
 import { enqueueOperation } from "./queue/queue";
-import { transaction } from "./queue/worker";
+import { transaction } from "./db/transaction";
 
 export type RequestOutcome =
   | { outcome: "queued" | "existing"; toolbox: ToolboxRow; operation: OperationRow }

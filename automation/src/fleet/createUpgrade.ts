@@ -6,7 +6,7 @@
  */
 import type { Pool } from "pg";
 import type { PgBoss } from "pg-boss";
-import { transaction } from "../queue/worker";
+import { transaction } from "../db/transaction";
 import { addFleetEvents } from "./events";
 import { assignWaves } from "./plan";
 import { enqueueFleet } from "./queue";

@@ -13,7 +13,7 @@
 import type { Logger } from "pino";
 import type { Pool } from "pg";
 import type { PgBoss } from "pg-boss";
-import { transaction } from "../queue/worker";
+import { transaction } from "../db/transaction";
 import { addFleetEvents, type FleetEvent } from "./events";
 import type { FleetMetrics } from "./metrics";
 import { findMismatches } from "./mismatches";

@@ -5,7 +5,7 @@
  */
 import { environmentTag, STACK_PREFIX, TOOLBOX_TAG } from "@agentopia-toolboxes/contract";
 import type { SecretScrubber } from "../secrets/scrubber";
-import { transaction } from "../queue/worker";
+import { transaction } from "../db/transaction";
 import { stackNames, shortName, type Finding, type RecordView, type ViewDeps } from "./mismatches";
 
 export interface ActionDeps extends ViewDeps {

@@ -3,7 +3,7 @@
  * upgrade) go back to the images they had, with another `up`, verified like an upgrade.
  */
 import { LOCAL_IMAGES } from "@agentopia-toolboxes/contract";
-import { transaction } from "../queue/worker";
+import { transaction } from "../db/transaction";
 import type { DriverDeps } from "./driverDeps";
 import type { FleetEvent } from "./events";
 import type { FleetOperationRow, TargetState } from "./records";

@@ -3,7 +3,7 @@
  * plan's concurrency; an account with an operation of its own is waited for or skipped, a
  * toolbox that is not active (or already runs the target images) is skipped.
  */
-import { transaction } from "../queue/worker";
+import { transaction } from "../db/transaction";
 import type { DriverDeps } from "./driverDeps";
 import type { FleetEvent } from "./events";
 import type { FleetOperationRow } from "./records";

@@ -5,7 +5,7 @@
 import type { Pool, PoolClient } from "pg";
 import type { PgBoss } from "pg-boss";
 import type { Queryable } from "../db/rows";
-import { transaction } from "../queue/worker";
+import { transaction } from "../db/transaction";
 import { addFleetEvents } from "./events";
 import { enqueueFleet } from "./queue";
 import type { FleetOperationRow, FleetStatus } from "./records";

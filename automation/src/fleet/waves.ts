@@ -4,7 +4,7 @@
  * wave opens the next, and the last ends the upgrade.
  */
 import type { Pool, PoolClient } from "pg";
-import { transaction } from "../queue/worker";
+import { transaction } from "../db/transaction";
 import type { DriverDeps } from "./driverDeps";
 import { addFleetEvents, type FleetEvent } from "./events";
 import { exceedsRatio } from "./plan";
