@@ -1,8 +1,9 @@
 /**
  * The one scrubber: every error text and event that leaves the engine passes through it before it
- * is stored, streamed or logged (queue/worker.ts), so no secret the service knows — the SSH key,
- * the state passphrase, the service token, the token encryption key, database and backend
- * passwords, the toolbox's own tokens — ever reaches an owner, a log or a table.
+ * is stored, streamed or logged (failures in queue/runOperation.ts, events in queue/eventSink.ts),
+ * so no secret the service knows — the SSH key, the state passphrase, the service token, the
+ * token encryption key, database and backend passwords, the toolbox's own tokens — ever reaches
+ * an owner, a log or a table.
  */
 
 /** A secret as the service holds it; binary keys are matched in every text form they take. */
