@@ -58,6 +58,32 @@ function unstorablePath(value: unknown, path: string[] = []): string | undefined
 }
 
 /**
+ * The path of the first key fastify's parser refuses as prototype poisoning (`__proto__`, or
+ * `constructor` holding `prototype`), in a value JSON.parse built (where such keys are plain
+ * own properties), so the answer can name the field; undefined when there is none.
+ */
+function poisonedPath(value: unknown, path: string[] = []): string | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const here = [...path, k];
+    if (k === "__proto__") return here.join(".");
+    if (k === "constructor" && v !== null && typeof v === "object" && Object.hasOwn(v, "prototype"))
+      return here.join(".");
+    const found = poisonedPath(v, here);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+function refusedField(text: string): string | undefined {
+  try {
+    return poisonedPath(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Installs the body parsers: an empty body is no body whatever its content type (clients send
  * `content-type: application/json` on a DELETE by habit); a non-empty body is JSON, nested at
  * most MAX_JSON_DEPTH levels, parsed by fastify's own parser (prototype poisoning refused) and
@@ -84,6 +110,15 @@ export function jsonBodies(app: FastifyInstance): void {
     }
     void json(req, text, (err: Error | null, value?: unknown) => {
       if (err) {
+        // Valid JSON the parser still refuses: a prototype-poisoning key, named where it is.
+        const poisoned = refusedField(text);
+        if (poisoned !== undefined) {
+          const field = poisoned.split(".").slice(0, -1).join(".") || "body";
+          return done(
+            new HttpError(400, "invalid_request", `${poisoned}: this key is refused`, field),
+            undefined,
+          );
+        }
         return done(new HttpError(400, "invalid_json", "body: not valid JSON", "body"), undefined);
       }
       const bad = unstorablePath(value);

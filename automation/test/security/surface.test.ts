@@ -119,6 +119,27 @@ describe("security (issue 13, items 5 and 12): the HTTP surface", function () {
     assert.deepEqual(troubling(svc.lines), []);
   });
 
+  it("a prototype-poisoning key is refused with the field that holds it, not as invalid JSON", async () => {
+    const cases: [string, string][] = [
+      [`{"account_id": "${newAccount()}", "region": {"__proto__": {}}}`, "region"],
+      [`{"__proto__": {"admin": true}}`, "body"],
+      [`{"a": [{"constructor": {"prototype": {}}}]}`, "a.0"],
+    ];
+    for (const [body, field] of cases) {
+      const res = await svc.app.inject({
+        method: "POST",
+        url: "/v1/toolboxes",
+        headers: { ...auth, "content-type": "application/json" },
+        payload: body,
+      });
+      assert.equal(res.statusCode, 400, body);
+      assertErrorShape(res.statusCode, res.body, body);
+      assert.equal(res.json().field, field, res.body);
+      assert.equal(res.json().error, "invalid_request", res.body);
+    }
+    assert.equal(({} as Record<string, unknown>).admin, undefined, "nothing polluted");
+  });
+
   it("property: no raw request target, with or without a token, is a 5xx, an answer outside the error shape or a logged stack trace", async () => {
     const unit = fc.constantFrom(..."/:?#%@[]!$&'()*+,;=.-_~av1toolbxesX019".split(""));
     await fc.assert(
