@@ -12,7 +12,6 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
-import { existsSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,7 +31,6 @@ const auth = { authorization: `Bearer ${SERVICE_TOKEN}` };
 const IMAGES = { dtma: "agentopia/dtma:dev", backend: "agentopia/backend:dev" };
 const MCP_TOOLS = "agentopia-test/mcp-tools:latest";
 /** The gateway steps need the backend, whose image comes from backend/Dockerfile. */
-const GATEWAY = existsSync(join(__dirname, "..", "backend", "Dockerfile"));
 
 type Json = Record<string, any>;
 
@@ -162,7 +160,7 @@ describe("the whole lifecycle: the service's API to running containers and back 
   };
 
   before(async function () {
-    const needed = [IMAGES.dtma, IMAGES.backend, ...(GATEWAY ? [MCP_TOOLS] : [])];
+    const needed = [IMAGES.dtma, IMAGES.backend, MCP_TOOLS];
     for (const image of needed) {
       assert.ok(imagePresent(image), `${image} is missing: run bash scripts/build-test-images.sh`);
     }
@@ -237,37 +235,30 @@ describe("the whole lifecycle: the service's API to running containers and back 
     const status = await backendApi(active, tokens, "GET", "/status");
     assert.equal(status.status, 200, "…with the stored token");
     assert.equal(status.body!.dtma.service, "DTMA", "and reaches its DTMA");
-    if (GATEWAY) await useTheGateway(active, tokens);
+    await useTheGateway(active, tokens);
 
     await deprovision(account);
   });
 
-  it(
-    GATEWAY
-      ? "two accounts at once on one daemon: their own ports, scopes, tools and tokens"
-      : "two accounts at once on one daemon (the gateway steps are pending: backend/Dockerfile does not exist yet)",
-    async () => {
-      const [a, b] = [randomUUID(), randomUUID()];
-      const [ta, tb] = await Promise.all([provision(a), provision(b)]);
-      assert.notEqual(ta.backend_url, tb.backend_url, "each backend on a port of its own");
-      const tokens = await Promise.all(
-        [a, b].map(async (x) => (await call("GET", `/v1/toolboxes/${x}/tokens`)).body),
-      );
-      assert.notEqual(tokens[0].dtma_token, tokens[1].dtma_token);
-      // Each backend takes only its own toolbox's token.
-      assert.equal((await backendApi(ta, tokens[1], "GET", "/status")).status, 401);
-      if (GATEWAY) {
-        // The same server name on both: each DTMA runs its own, neither replaces the other's.
-        await Promise.all([useTheGateway(ta, tokens[0]), useTheGateway(tb, tokens[1])]);
-      }
-      await deprovision(a);
-      assert.equal((await toolbox(b)).status, "active", "the other toolbox is untouched");
-      const still = await fetch(`${tb.backend_url}/health`);
-      assert.equal(still.status, 200);
-      await still.body?.cancel();
-      await deprovision(b);
-    },
-  );
+  it("two accounts at once on one daemon: their own ports, scopes, tools and tokens", async () => {
+    const [a, b] = [randomUUID(), randomUUID()];
+    const [ta, tb] = await Promise.all([provision(a), provision(b)]);
+    assert.notEqual(ta.backend_url, tb.backend_url, "each backend on a port of its own");
+    const tokens = await Promise.all(
+      [a, b].map(async (x) => (await call("GET", `/v1/toolboxes/${x}/tokens`)).body),
+    );
+    assert.notEqual(tokens[0].dtma_token, tokens[1].dtma_token);
+    // Each backend takes only its own toolbox's token.
+    assert.equal((await backendApi(ta, tokens[1], "GET", "/status")).status, 401);
+    // The same server name on both: each DTMA runs its own, neither replaces the other's.
+    await Promise.all([useTheGateway(ta, tokens[0]), useTheGateway(tb, tokens[1])]);
+    await deprovision(a);
+    assert.equal((await toolbox(b)).status, "active", "the other toolbox is untouched");
+    const still = await fetch(`${tb.backend_url}/health`);
+    assert.equal(still.status, 200);
+    await still.body?.cancel();
+    await deprovision(b);
+  });
 
   it("says in its events what it stands in for", async () => {
     const account = randomUUID();
