@@ -31,12 +31,13 @@ export async function addFleetEvents(
 }
 
 /**
- * A fleet operation's events (its stream ends once it is finished: a stopped upgrade's stays
- * open, since it may be resumed). Nothing notifies them: their streams are read every poll.
+ * A fleet operation's events, notified by migration 9's triggers (the payload is the operation's
+ * id); its stream ends once it is finished (a stopped upgrade's stays open: it may be resumed).
  */
 export const FLEET_EVENTS: StreamSource = {
   name: "fleet",
   operations: "fleet_operations",
   events: "fleet_operation_events",
   final: "o.finished_at is not null",
+  channel: "agentopia_fleet_operation_events",
 };

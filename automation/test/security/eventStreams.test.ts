@@ -3,7 +3,11 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import type { Pool } from "pg";
 import { supabaseVerifier } from "../../src/auth/auth";
+import type { AddressInfo } from "node:net";
 import { addEvent } from "../../src/db/rows";
+import { TestEngine } from "../../src/engine/testEngine";
+import { addFleetEvents } from "../../src/fleet/events";
+import { startFleetService } from "../fixtures/fleetService";
 import { supabaseIssuer, type SupabaseIssuer } from "../fixtures/supabaseIssuer";
 import { auth, newAccount, SERVICE_TOKEN, waitFor } from "../helpers";
 import { loggedService, troubling, type LoggedService } from "./kit";
@@ -76,13 +80,13 @@ export function openStream(base: string, path: string, token: string): SseClient
 const until = (what: string, cond: () => boolean) =>
   waitFor(what, () => Promise.resolve(cond() ? true : undefined));
 
-/** Counts the queries of `pool` that read operation events or statuses. */
-function countEventReads(pool: Pool): { reads: number } {
+/** Counts the queries of `pool` that read the events (and statuses) of `table`'s operations. */
+function countEventReads(pool: Pool, table = "toolbox_operation_events"): { reads: number } {
   const counter = { reads: 0 };
   const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
   (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
     const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string }).text;
-    if (text?.includes("toolbox_operation_events")) counter.reads++;
+    if (text?.includes(table)) counter.reads++;
     return query(...args);
   };
   return counter;
@@ -239,5 +243,56 @@ describe("security (issue 13, item 9): event streams are woken by notification a
     await finish(id);
     await stream.ended;
     assert.equal(stream.events.at(-1)?.event, "end");
+  });
+});
+
+describe("security (issue 13, item 9): fleet operations' event streams are woken by notification too", function () {
+  this.timeout(120_000);
+  let svc: Awaited<ReturnType<typeof startFleetService>>;
+  let base: string;
+  before(async () => {
+    // No worker: the reconciliation stays queued, and the test writes its events.
+    svc = await startFleetService({ engine: new TestEngine(), workerConcurrency: 0 });
+    await svc.app.listen({ port: 0, host: "127.0.0.1" });
+    base = `http://127.0.0.1:${(svc.app.server.address() as AddressInfo).port}`;
+  });
+  afterEach(() => {
+    for (const req of open) req.destroy();
+  });
+  after(() => svc.stop());
+
+  it("20 idle listeners of a reconciliation cost no query; its events and its end reach them all", async () => {
+    const reads = countEventReads(svc.pool, "fleet_operation_events");
+    const res = await svc.app.inject({
+      method: "POST",
+      url: "/v1/reconciliations",
+      headers: auth,
+      payload: {},
+    });
+    assert.equal(res.statusCode, 202, res.body);
+    const id = res.json().reconciliation.id as string;
+    const streams = Array.from({ length: 20 }, () =>
+      openStream(base, `/v1/reconciliations/${id}/events`, SERVICE_TOKEN),
+    );
+    assert.ok((await Promise.all(streams.map((s) => s.status))).every((s) => s === 200));
+    await until("every stream has the events so far", () =>
+      streams.every((s) => s.events.length >= 1),
+    );
+    const seen = streams[0].events.length;
+
+    const idle = reads.reads;
+    await new Promise((r) => setTimeout(r, 800)); // 16 polls' worth at the tests' ssePollMs
+    assert.equal(reads.reads - idle, 0, "idle streams read nothing");
+
+    await addFleetEvents(svc.pool, id, [{ type: "probe", message: "written as a run would" }]);
+    await until("every stream has the new event", () =>
+      streams.every((s) => s.events.length === seen + 1),
+    );
+    await svc.pool.query(
+      "update fleet_operations set status = 'succeeded', finished_at = now() where id = $1",
+      [id],
+    );
+    await Promise.all(streams.map((s) => s.ended));
+    assert.ok(streams.every((s) => s.events.at(-1)?.event === "end"));
   });
 });
