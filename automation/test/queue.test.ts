@@ -308,6 +308,49 @@ describe("queue: idempotency, serialization, retries and recovery (real Postgres
     }
   });
 
+  it("retries exhausted while the attempt still runs: the dead-letter handler waits for it and never fails a live operation", async function () {
+    this.timeout(120_000);
+    const calls: EngineCall[] = [];
+    // No retry: a claim pg-boss gives up goes straight to the dead letters, the attempt lives on.
+    const svc = await startTestService({
+      engine: new TestEngine({ latencyMs: 4000 }, calls),
+      workerConcurrency: 1,
+      retryLimit: 0,
+    });
+    try {
+      const opId = (await post(svc, newAccount())).json().operation.id as string;
+      await waitFor("the attempt's engine call", () =>
+        Promise.resolve(calls.length > 0 ? true : undefined),
+      );
+      await waitFor("pg-boss to give up the claim", async () => {
+        const { rowCount } = await svc.pool.query(
+          `update pgboss.job set heartbeat_on = now() - interval '1 hour'
+           where name = 'toolbox-operations' and state = 'active' returning id`,
+        );
+        return rowCount === 0 ? true : undefined;
+      });
+      const op = await finished(svc, opId);
+      assert.equal(op.status, "succeeded", "the live attempt's outcome stands");
+      const { rows } = await svc.pool.query<{ type: string }>(
+        "select type from toolbox_operation_events where operation_id = $1 order by id",
+        [opId],
+      );
+      assert.ok(!rows.some((r) => r.type === "failed"), rows.map((r) => r.type).join(", "));
+      const dead = await waitFor("the dead letter to be handled", async () => {
+        const { rows: jobs } = await svc.pool.query<{ state: string }>(
+          `select state from pgboss.job
+           where name = 'toolbox-operations-dead' and data->>'operationId' = $1`,
+          [opId],
+        );
+        return jobs[0]?.state === "completed" ? jobs[0] : undefined;
+      });
+      assert.equal(dead.state, "completed");
+      assert.equal((await operation(svc, opId)).status, "succeeded", "and it stays so");
+    } finally {
+      await svc.stop();
+    }
+  });
+
   it("a worker killed mid-operation: its operation is taken up again and finishes", async function () {
     this.timeout(120_000);
     const databaseUrl = await freshDatabase();

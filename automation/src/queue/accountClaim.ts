@@ -63,6 +63,30 @@ export async function withAccountClaim(
 }
 
 /**
+ * Runs `fn` holding the account's advisory lock, waiting for it as long as it takes: while an
+ * attempt holds the account (alive, even when pg-boss gave up its claim), its outcome is the
+ * operation's, and it is over when the lock is free (or its worker died, which frees it).
+ */
+export async function whenAccountIsFree(
+  pool: Pool,
+  accountId: string,
+  fn: (db: PoolClient) => Promise<void>,
+): Promise<void> {
+  const db = await pool.connect();
+  try {
+    await db.query("select pg_advisory_lock(hashtextextended($1, 7))", [accountId]);
+  } catch (err) {
+    db.release(true);
+    throw err;
+  }
+  try {
+    await fn(db);
+  } finally {
+    await unlockAccount(db, accountId);
+  }
+}
+
+/**
  * Waits (up to 3 s) for the account's advisory lock. A lock still held is usually the account's
  * previous operation releasing it (its result is committed, its unlock follows), so a short wait
  * beats failing the job into a backoff. Returns false when it is really busy.

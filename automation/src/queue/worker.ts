@@ -4,7 +4,8 @@
  */
 import { Pool } from "pg";
 import type { PgBoss } from "pg-boss";
-import { getOperation } from "../db/rows";
+import { getOperation, type OperationRow } from "../db/rows";
+import { whenAccountIsFree } from "./accountClaim";
 import { JobLoop } from "./jobLoop";
 import {
   DEAD_LETTER_QUEUE,
@@ -72,14 +73,24 @@ export async function startWorker(shared: WorkerDeps): Promise<RunningWorker> {
   };
 }
 
-/** Retries exhausted (or the job was lost on every attempt): the operation fails, visibly. */
+/**
+ * Retries exhausted (or the job was lost on every attempt): the operation fails, visibly. An
+ * attempt may still be running whose claim pg-boss gave up (decision 0033): the operation is
+ * judged once the account is free, so that attempt's outcome is never overwritten.
+ */
 async function giveUp(deps: WorkerDeps, operationId: string): Promise<void> {
   const op = await getOperation(deps.pool, operationId);
-  if (!op || op.status === "succeeded" || op.status === "failed") return;
-  await failOperation(
-    deps.pool,
-    op,
-    op.error_message ?? "gave up after repeated failed or interrupted attempts",
-  );
-  deps.metrics?.operationFinished(op.kind, "failed", 0);
+  if (!op || isFinal(op)) return;
+  await whenAccountIsFree(deps.pool, op.account_id, async (db) => {
+    const now = await getOperation(db, operationId);
+    if (!now || isFinal(now)) return;
+    await failOperation(
+      db,
+      now,
+      now.error_message ?? "gave up after repeated failed or interrupted attempts",
+    );
+    deps.metrics?.operationFinished(now.kind, "failed", 0);
+  });
 }
+
+const isFinal = (op: OperationRow) => op.status === "succeeded" || op.status === "failed";
