@@ -1,17 +1,7 @@
 import assert from "node:assert/strict";
 import { ALLOWED_REGIONS } from "@agentopia-toolboxes/contract";
 import { loadSettings, SettingsError } from "../src/config";
-
-/** Everything the digitalocean target needs. */
-const digitalocean = {
-  TOOLBOX_TARGET: "digitalocean",
-  PLATFORM_STACK: "org/agentopia-toolboxes/prod",
-  SSH_PRIVATE_KEY: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
-  PUBLIC_BASE_URL: "https://automation.example",
-  CONTROL_PLANE_CIDRS: '["203.0.113.0/24"]',
-  DTMA_IMAGE: "ghcr.io/agentopia/dtma:1",
-  BACKEND_IMAGE: "ghcr.io/agentopia/backend:1",
-};
+import { digitaloceanEnv } from "./fixtures/settingsEnv";
 
 const errors = (env: Record<string, string>) => {
   try {
@@ -81,10 +71,10 @@ describe("settings", () => {
       "SSH_PRIVATE_KEY",
     ]);
     assert.deepEqual(
-      errors({ ...digitalocean, CONTROL_PLANE_CIDRS: "[]" }).map((l) => l.split(":")[0]),
+      errors({ ...digitaloceanEnv, CONTROL_PLANE_CIDRS: "[]" }).map((l) => l.split(":")[0]),
       ["CONTROL_PLANE_CIDRS"],
     );
-    assert.deepEqual(errors(digitalocean), []);
+    assert.deepEqual(errors(digitaloceanEnv), []);
   });
 
   it("refuses settings no stack could be built from, one line each", () => {
@@ -99,7 +89,7 @@ describe("settings", () => {
       [{ TOOLBOX_TARGET: "local", HOST: "127.0.0.1" }, "HOST", /host.docker.internal/],
     ];
     for (const [change, name, pattern] of cases) {
-      const lines = errors({ ...(change.TOOLBOX_TARGET ? {} : digitalocean), ...change });
+      const lines = errors({ ...(change.TOOLBOX_TARGET ? {} : digitaloceanEnv), ...change });
       assert.equal(lines.length, 1, `${name}: ${lines.join(" | ")}`);
       assert.ok(lines[0].startsWith(`${name}: `), lines[0]);
       assert.match(lines[0], pattern);
@@ -107,7 +97,7 @@ describe("settings", () => {
     }
     // A region an operator widened the list with is fine when the list names it.
     assert.equal(
-      loadSettings({ ...digitalocean, ALLOWED_REGIONS: '["atl1"]', DEFAULT_REGION: "atl1" })
+      loadSettings({ ...digitaloceanEnv, ALLOWED_REGIONS: '["atl1"]', DEFAULT_REGION: "atl1" })
         .defaultRegion,
       "atl1",
     );

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { rawHttp, rawRequest } from "../../../servicekit/test/rawHttp";
 import { loadSettings, SettingsError } from "../../src/config";
+import { digitaloceanEnv } from "../fixtures/settingsEnv";
 import { auth, newAccount, SERVICE_TOKEN } from "../helpers";
 import { loggedService, troubling, type LoggedService } from "./kit";
 
@@ -168,14 +169,7 @@ describe("security (issue 13, items 5 and 12): the HTTP surface", function () {
   });
 
   it("PUBLIC_BASE_URL must be https for the digitalocean target (DTMAs send their token to it)", () => {
-    const env = {
-      TOOLBOX_TARGET: "digitalocean",
-      PLATFORM_STACK: "org/agentopia-toolboxes/dev",
-      SSH_PRIVATE_KEY: "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----",
-      CONTROL_PLANE_CIDRS: '["203.0.113.0/24"]',
-      DTMA_IMAGE: "registry.example/dtma:1",
-      BACKEND_IMAGE: "registry.example/backend:1",
-    };
+    const env = digitaloceanEnv;
     assert.throws(
       () => loadSettings({ ...env, PUBLIC_BASE_URL: "http://automation.example" }),
       (err: unknown) =>
