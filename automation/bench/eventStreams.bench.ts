@@ -9,12 +9,8 @@
  */
 import { fork } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import os from "node:os";
-import path from "node:path";
-import pino from "pino";
 import { Pool } from "pg";
 
 const listeners = Number(process.env.BENCH_LISTENERS ?? 1500);
@@ -70,30 +66,16 @@ function clients(base: string, token: string, ids: string[]): void {
 
 async function main() {
   // Loaded here, not at the top: the child process needs none of it.
-  const { loadSettings } = await import("../src/config");
-  const { startEmbeddedPostgres } = await import("../src/db/embedded");
+  const { startBenchService } = await import("./benchService");
   const { TestEngine } = await import("../src/engine/testEngine");
-  const { startService } = await import("../src/service");
 
   const token = randomBytes(24).toString("hex");
-  const dir = await mkdtemp(path.join(os.tmpdir(), "automation-bench-"));
-  await chmod(dir, 0o755);
-  const pg = await startEmbeddedPostgres({
-    dir: path.join(dir, "pg"),
-    persistent: false,
-    password: "bench",
-  });
-  const svc = await startService({
-    databaseUrl: pg.url,
+  const { svc, databaseUrl, stop } = await startBenchService({
     engine: new TestEngine(),
-    log: pino({ level: "error" }),
     serviceToken: token,
-    tokenEncryptionKey: randomBytes(32),
-    stackSettings: { ...loadSettings({}), publicBaseUrl: "http://127.0.0.1:8080" },
     heartbeatTimeoutSeconds: 180,
     workerConcurrency: 0,
-    queue: { retryLimit: 0, schedule: false, superviseIntervalSeconds: 60 },
-    httpLogs: false,
+    queue: { superviseIntervalSeconds: 60 },
     eventStreamsPerService: listeners,
   });
   await svc.app.listen({ port: 0, host: "127.0.0.1" });
@@ -120,7 +102,7 @@ async function main() {
     queries++;
     return query(...args);
   };
-  const stats = new Pool({ connectionString: pg.url, max: 1 });
+  const stats = new Pool({ connectionString: databaseUrl, max: 1 });
   const transactions = async () => {
     const { rows } = await stats.query<{ n: string }>(
       "select xact_commit + xact_rollback as n from pg_stat_database where datname = current_database()",
@@ -164,7 +146,7 @@ async function main() {
   const rssAfterIdle = process.memoryUsage().rss;
   const heapOpen = process.memoryUsage().heapUsed;
 
-  const writer = new Pool({ connectionString: pg.url, max: 4 });
+  const writer = new Pool({ connectionString: databaseUrl, max: 4 });
   const sent = Date.now();
   await Promise.all(
     ids.map((id) =>
@@ -206,9 +188,7 @@ async function main() {
   );
   await writer.end();
   await stats.end();
-  await svc.stop();
-  await pg.stop();
-  await rm(dir, { recursive: true, force: true });
+  await stop();
 }
 
 if (process.argv[2] === "--clients") {

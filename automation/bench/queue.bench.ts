@@ -7,15 +7,10 @@
  * previous operation ended (queued → started).
  *   BENCH_LATENCY_MS (default 200), BENCH_CONCURRENCY (default 20), BENCH_ACCOUNTS (default 200)
  */
+import { startBenchService } from "./benchService";
 import { randomBytes, randomUUID } from "node:crypto";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
-import path from "node:path";
-import pino from "pino";
-import { loadSettings } from "../src/config";
-import { startEmbeddedPostgres } from "../src/db/embedded";
 import { TestEngine } from "../src/engine/testEngine";
-import { startService } from "../src/service";
 
 const latencyMs = Number(process.env.BENCH_LATENCY_MS ?? 200);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 20);
@@ -26,29 +21,13 @@ const token = randomBytes(24).toString("hex");
 const headers = { authorization: `Bearer ${token}` };
 
 async function main() {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "automation-bench-"));
-  await chmod(dir, 0o755);
-  const pg = await startEmbeddedPostgres({
-    dir: path.join(dir, "pg"),
-    persistent: false,
-    password: "bench",
-  });
-  const svc = await startService({
-    databaseUrl: pg.url,
+  const { svc, stop } = await startBenchService({
     engine: new TestEngine({ latencyMs, eventsPerOperation: 4 }),
-    log: pino({ level: "error" }),
     serviceToken: token,
-    tokenEncryptionKey: randomBytes(32),
-    stackSettings: {
-      ...loadSettings({}),
-      publicBaseUrl: "http://127.0.0.1:8080",
-      controlPlaneCidrs: [],
-    },
+    stackSettings: { controlPlaneCidrs: [] },
     heartbeatTimeoutSeconds: 180,
     workerConcurrency: concurrency,
-    queue: { retryLimit: 0, schedule: false, superviseIntervalSeconds: 1 },
     pollingIntervalSeconds: 0.5,
-    httpLogs: false,
   });
   const rssBefore = process.memoryUsage().rss;
   let rssPeak = rssBefore;
@@ -164,9 +143,7 @@ async function main() {
     `RSS                  ${(rssBefore / 2 ** 20).toFixed(0)} MB before, ${(rssPeak / 2 ** 20).toFixed(0)} MB peak`,
   );
 
-  await svc.stop();
-  await pg.stop();
-  await rm(dir, { recursive: true, force: true });
+  await stop();
 }
 
 main().catch((err: Error) => {

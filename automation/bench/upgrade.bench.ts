@@ -7,15 +7,10 @@
  *   BENCH_TOOLBOXES (1000), BENCH_LATENCY_MS (1000), BENCH_CONCURRENCY (20),
  *   BENCH_HEARTBEAT_DELAY_MS (200), BENCH_CANARIES (10), BENCH_WAVES ("1,10,50,100")
  */
+import { startBenchService } from "./benchService";
 import { randomBytes, randomUUID } from "node:crypto";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
-import path from "node:path";
-import pino from "pino";
-import { loadSettings } from "../src/config";
-import { startEmbeddedPostgres } from "../src/db/embedded";
 import { TestEngine } from "../src/engine/testEngine";
-import { startService } from "../src/service";
 import { SimulatedFleet } from "../test/fixtures/simulatedFleet";
 
 const toolboxes = Number(process.env.BENCH_TOOLBOXES ?? 1000);
@@ -38,13 +33,6 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 
 }
 
 async function main() {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "automation-upgrade-bench-"));
-  await chmod(dir, 0o755);
-  const pg = await startEmbeddedPostgres({
-    dir: path.join(dir, "pg"),
-    persistent: false,
-    password: randomBytes(12).toString("hex"),
-  });
   const sim = new SimulatedFleet({ serviceToken: token, heartbeatDelayMs, pollMs: 20 });
   await sim.listen();
   let provisioning = true;
@@ -55,23 +43,14 @@ async function main() {
     eventsPerOperation: 4,
     backendUrlFor: sim.backendUrlFor,
   });
-  const svc = await startService({
-    databaseUrl: pg.url,
+  const { svc, stop } = await startBenchService({
     engine,
-    log: pino({ level: "error" }),
     serviceToken: token,
-    tokenEncryptionKey: randomBytes(32),
-    stackSettings: {
-      ...loadSettings({}),
-      publicBaseUrl: "http://127.0.0.1:8080",
-      controlPlaneCidrs: [],
-    },
+    stackSettings: { controlPlaneCidrs: [] },
     heartbeatTimeoutSeconds: 3600,
     workerConcurrency: concurrency,
-    queue: { retryLimit: 0, schedule: false, superviseIntervalSeconds: 1 },
     pollingIntervalSeconds: 0.5,
     driverPollMs: 100,
-    httpLogs: false,
   });
   sim.attach(svc.app, svc.pool);
   const started = Date.now();
@@ -171,9 +150,7 @@ async function main() {
     `service process      CPU ${((cpuUsed.user + cpuUsed.system) / 1e4 / makespan).toFixed(0)}% of one core (${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}); RSS ${(rssBefore / 2 ** 20).toFixed(0)} MB before, ${(rssPeak / 2 ** 20).toFixed(0)} MB peak`,
   );
   await sim.close();
-  await svc.stop();
-  await pg.stop();
-  await rm(dir, { recursive: true, force: true });
+  await stop();
 }
 
 main().catch((err: Error) => {
