@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import pino, { type Logger } from "pino";
 import type { SessionVerifier } from "../src/auth/auth";
@@ -102,4 +103,19 @@ export async function waitFor<T>(
 
 export function newAccount(): string {
   return randomUUID();
+}
+
+/** Asks the service for `account`'s toolbox with the service token; the 202's operation id. */
+export async function requestToolbox(
+  svc: Pick<RunningService, "app">,
+  account = newAccount(),
+): Promise<string> {
+  const res = await svc.app.inject({
+    method: "POST",
+    url: "/v1/toolboxes",
+    headers: auth,
+    payload: { account_id: account },
+  });
+  assert.equal(res.statusCode, 202, res.body);
+  return res.json<{ operation: { id: string } }>().operation.id;
 }

@@ -15,22 +15,14 @@ import type { RunningService } from "../src/service";
 import { assertSerializedPerStack } from "./fixtures/engineCalls";
 import { startFleetService } from "./fixtures/fleetService";
 import { SimulatedFleet } from "./fixtures/simulatedFleet";
-import { auth, freshDatabase, newAccount, SERVICE_TOKEN, waitFor } from "./helpers";
+import { auth, freshDatabase, newAccount, requestToolbox, SERVICE_TOKEN, waitFor } from "./helpers";
 
 const V2 = { dtma: "agentopia/dtma:v2", backend: "agentopia/backend:v2" };
 type Service = RunningService & { databaseUrl: string };
 
 async function provisionAll(svc: Service, n: number): Promise<string[]> {
   const accounts = Array.from({ length: n }, newAccount);
-  for (const account of accounts) {
-    const res = await svc.app.inject({
-      method: "POST",
-      url: "/v1/toolboxes",
-      headers: auth,
-      payload: { account_id: account },
-    });
-    assert.equal(res.statusCode, 202, res.body);
-  }
+  for (const account of accounts) await requestToolbox(svc, account);
   await waitFor(`${n} toolboxes active`, async () => {
     const { rows } = await svc.pool.query(
       "select count(*)::int as n from account_tool_environments where status = 'active' and account_id = any($1)",

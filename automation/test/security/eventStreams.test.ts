@@ -9,7 +9,7 @@ import { TestEngine } from "../../src/engine/testEngine";
 import { addFleetEvents } from "../../src/fleet/events";
 import { startFleetService } from "../fixtures/fleetService";
 import { supabaseIssuer, type SupabaseIssuer } from "../fixtures/supabaseIssuer";
-import { auth, newAccount, SERVICE_TOKEN, waitFor } from "../helpers";
+import { auth, newAccount, requestToolbox, SERVICE_TOKEN, waitFor } from "../helpers";
 import { loggedService, troubling, type LoggedService } from "./kit";
 
 // Issue 13, item 9 (the automation half): 1,500 event-stream listeners each queried Postgres
@@ -120,16 +120,7 @@ describe("security (issue 13, item 9): event streams are woken by notification a
     await issuer.close();
   });
 
-  async function operation(account = newAccount()): Promise<string> {
-    const res = await svc.app.inject({
-      method: "POST",
-      url: "/v1/toolboxes",
-      headers: auth,
-      payload: { account_id: account },
-    });
-    assert.equal(res.statusCode, 202, res.body);
-    return res.json().operation.id as string;
-  }
+  const operation = (account = newAccount()) => requestToolbox(svc, account);
   const finish = (id: string) =>
     svc.pool.query(
       "update toolbox_operations set status = 'succeeded', finished_at = now() where id = $1",

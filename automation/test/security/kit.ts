@@ -4,7 +4,14 @@ import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import pino from "pino";
 import { TestEngine } from "../../src/engine/testEngine";
-import { auth, newAccount, startTestService, waitFor, type TestServiceOptions } from "../helpers";
+import {
+  auth,
+  newAccount,
+  requestToolbox,
+  startTestService,
+  waitFor,
+  type TestServiceOptions,
+} from "../helpers";
 
 // What the security suite shares: the real service on loopback (raw HTTP reaches it as an
 // attacker would send it), with every log line kept so a test can say what was logged.
@@ -55,13 +62,7 @@ export async function provisioned(
   svc: LoggedService,
   account = newAccount(),
 ): Promise<{ account: string; dtmaToken: string }> {
-  const res = await svc.app.inject({
-    method: "POST",
-    url: "/v1/toolboxes",
-    headers: auth,
-    payload: { account_id: account },
-  });
-  assert.equal(res.statusCode, 202, res.body);
+  await requestToolbox(svc, account);
   await waitFor("the toolbox to be provisioned", async () => {
     const { rows } = await svc.pool.query<{ status: string }>(
       "select status::text from account_tool_environments where account_id = $1",
